@@ -1,0 +1,294 @@
+//! The one error type of the crate, with its wire codes and HTTP statuses.
+
+use core::fmt;
+
+/// A header that takes part in JG-HMAC-SHA256 authentication.
+///
+/// Carried by [`Error::MissingHeader`] and [`Error::MalformedHeader`] so that a partner is
+/// told *which* header is wrong, never *how* a secret-dependent check failed.
+///
+/// ```
+/// use jg_hmac::SignedHeader;
+/// assert_eq!(SignedHeader::Timestamp.name(), "X-Timestamp");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignedHeader {
+    /// `X-Client-Id` (or its alias `X-Access-Key`).
+    ClientId,
+    /// `X-Timestamp`.
+    Timestamp,
+    /// `X-Signature`.
+    Signature,
+    /// `Content-Type`, checked only when the verifier has an allow-list.
+    ContentType,
+}
+
+impl SignedHeader {
+    /// The canonical spelling of the header name, as sent by signers.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::SignedHeader::ClientId.name(), "X-Client-Id");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ClientId => crate::headers::CLIENT_ID,
+            Self::Timestamp => crate::headers::TIMESTAMP,
+            Self::Signature => crate::headers::SIGNATURE,
+            Self::ContentType => "Content-Type",
+        }
+    }
+}
+
+/// Which size limit of [`Limits`](crate::Limits) a request went past.
+///
+/// ```
+/// use jg_hmac::{Error, LimitKind};
+/// let err = Error::TooLarge(LimitKind::Body);
+/// assert_eq!(err.status(), 413);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// The raw query string is longer than [`Limits::max_query_len`](crate::Limits).
+    QueryLength,
+    /// The query has more `&`-separated pairs than [`Limits::max_query_pairs`](crate::Limits).
+    QueryPairs,
+    /// The request body is larger than the limit of the component reading it.
+    Body,
+}
+
+/// Why a request was not authenticated.
+///
+/// Every variant has a stable wire code ([`Error::code`]), an HTTP status
+/// ([`Error::status`]) and a message that is safe to return to a partner
+/// ([`Error::message`], also the `Display` form). No variant carries a secret, an expected
+/// signature, or where a signature differed.
+///
+/// The seed spec's four codes are spelled as it spells them (`invalid_signature`,
+/// `timestamp_out_of_range`, `client_id`, `unsupported_content_type`); the crate adds
+/// `missing_header`, `malformed_header`, `replayed_request` (SPEC-NOTES §6),
+/// `request_too_large` and `replay_guard_unavailable`.
+///
+/// ```
+/// use jg_hmac::Error;
+/// let err = Error::InvalidSignature;
+/// assert_eq!(err.code(), "invalid_signature");
+/// assert_eq!(err.status(), 401);
+/// assert_eq!(err.to_string(), "Signature mismatch");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Error {
+    /// A required header is absent. Wire code `missing_header`, status 401.
+    MissingHeader(SignedHeader),
+    /// A required header is present but empty, repeated, conflicting, not visible ASCII,
+    /// or not of its syntax. Wire code `malformed_header`, status 400.
+    MalformedHeader(SignedHeader),
+    /// `X-Timestamp` is outside the accepted window around the verifier's clock.
+    /// Wire code `timestamp_out_of_range`, status 401.
+    TimestampOutOfRange,
+    /// The client id is unknown, or every secret it has is revoked or not valid now.
+    /// Wire code `client_id`, status 401.
+    UnknownClient,
+    /// The signature does not match any active secret of the client.
+    /// Wire code `invalid_signature`, status 401.
+    InvalidSignature,
+    /// The request's content type is not in the verifier's allow-list.
+    /// Wire code `unsupported_content_type`, status 415.
+    UnsupportedContentType,
+    /// A request with this signature was already accepted within the window.
+    /// Wire code `replayed_request`, status 401.
+    ReplayedRequest,
+    /// The replay guard could not record the request (full, or its store unreachable), so
+    /// the request is refused rather than risk accepting a replay.
+    /// Wire code `replay_guard_unavailable`, status 503.
+    ReplayGuardUnavailable,
+    /// A part of the request is larger than a configured limit.
+    /// Wire code `request_too_large`; status 414 for the query, 413 for the body.
+    TooLarge(LimitKind),
+}
+
+impl Error {
+    /// The stable machine-readable code sent on the wire in the `error` field.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::Error::UnknownClient.code(), "client_id");
+    /// ```
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::MissingHeader(_) => "missing_header",
+            Self::MalformedHeader(_) => "malformed_header",
+            Self::TimestampOutOfRange => "timestamp_out_of_range",
+            Self::UnknownClient => "client_id",
+            Self::InvalidSignature => "invalid_signature",
+            Self::UnsupportedContentType => "unsupported_content_type",
+            Self::ReplayedRequest => "replayed_request",
+            Self::ReplayGuardUnavailable => "replay_guard_unavailable",
+            Self::TooLarge(_) => "request_too_large",
+        }
+    }
+
+    /// The HTTP status code to answer with.
+    ///
+    /// Authentication failures are `401`; a header that is there but unusable is `400`;
+    /// the content-type allow-list answers `415`; size limits `413`/`414`; a replay guard
+    /// that cannot answer `503`.
+    ///
+    /// ```
+    /// use jg_hmac::{Error, SignedHeader};
+    /// assert_eq!(Error::MalformedHeader(SignedHeader::Signature).status(), 400);
+    /// ```
+    pub const fn status(&self) -> u16 {
+        match self {
+            Self::MalformedHeader(_) => 400,
+            Self::UnsupportedContentType => 415,
+            Self::ReplayGuardUnavailable => 503,
+            Self::TooLarge(LimitKind::Body) => 413,
+            Self::TooLarge(_) => 414,
+            Self::MissingHeader(_)
+            | Self::TimestampOutOfRange
+            | Self::UnknownClient
+            | Self::InvalidSignature
+            | Self::ReplayedRequest => 401,
+        }
+    }
+
+    /// A one-line message that is safe to return to the partner.
+    ///
+    /// ```
+    /// use jg_hmac::{Error, SignedHeader};
+    /// assert_eq!(
+    ///     Error::MissingHeader(SignedHeader::Timestamp).message(),
+    ///     "Missing required header X-Timestamp"
+    /// );
+    /// ```
+    pub const fn message(&self) -> &'static str {
+        use SignedHeader as H;
+        match self {
+            Self::MissingHeader(H::ClientId) => "Missing required header X-Client-Id",
+            Self::MissingHeader(H::Timestamp) => "Missing required header X-Timestamp",
+            Self::MissingHeader(H::Signature) => "Missing required header X-Signature",
+            Self::MissingHeader(H::ContentType) => "Missing required header Content-Type",
+            Self::MalformedHeader(H::ClientId) => {
+                "Malformed X-Client-Id: expected one value of visible ASCII"
+            }
+            Self::MalformedHeader(H::Timestamp) => {
+                "Malformed X-Timestamp: expected UNIX time in seconds, 1 to 18 decimal digits"
+            }
+            Self::MalformedHeader(H::Signature) => {
+                "Malformed X-Signature: expected 64 hexadecimal digits"
+            }
+            Self::MalformedHeader(H::ContentType) => "Malformed Content-Type",
+            Self::TimestampOutOfRange => "Timestamp outside the allowed window",
+            Self::UnknownClient => "Unknown or revoked client id",
+            Self::InvalidSignature => "Signature mismatch",
+            Self::UnsupportedContentType => "Content type not allowed for this endpoint",
+            Self::ReplayedRequest => "Request already received",
+            Self::ReplayGuardUnavailable => "Request cannot be checked for replay right now",
+            Self::TooLarge(LimitKind::QueryLength) => "Query string too long",
+            Self::TooLarge(LimitKind::QueryPairs) => "Too many query parameters",
+            Self::TooLarge(LimitKind::Body) => "Request body too large",
+        }
+    }
+
+    /// The seed spec's JSON error body for this error.
+    ///
+    /// `request_id` is the caller's identifier for the request (escaped as a JSON string);
+    /// `timestamp` is the server's UNIX time in seconds.
+    ///
+    /// ```
+    /// let body = jg_hmac::Error::InvalidSignature.to_json_body("a1b2c3d4", 1735550105);
+    /// assert_eq!(
+    ///     body,
+    ///     r#"{"status":401,"error":"invalid_signature","message":"Signature mismatch","requestId":"a1b2c3d4","timestamp":1735550105}"#
+    /// );
+    /// ```
+    pub fn to_json_body(&self, request_id: &str, timestamp: u64) -> String {
+        let mut out = String::with_capacity(128 + request_id.len());
+        out.push_str("{\"status\":");
+        push_display(&mut out, self.status());
+        out.push_str(",\"error\":\"");
+        out.push_str(self.code());
+        out.push_str("\",\"message\":\"");
+        // Messages are fixed ASCII without quotes or backslashes.
+        out.push_str(self.message());
+        out.push_str("\",\"requestId\":");
+        push_json_string(&mut out, request_id);
+        out.push_str(",\"timestamp\":");
+        push_display(&mut out, timestamp);
+        out.push('}');
+        out
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn push_display(out: &mut String, value: impl fmt::Display) {
+    use fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{value}");
+}
+
+/// Appends `s` as a JSON string literal (RFC 8259 escaping).
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                push_display(out, format_args!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_body_escapes_request_id() {
+        let body = Error::UnknownClient.to_json_body("a\"b\\c\n\u{1}", 7);
+        assert_eq!(
+            body,
+            r#"{"status":401,"error":"client_id","message":"Unknown or revoked client id","requestId":"a\"b\\c\n\u0001","timestamp":7}"#
+        );
+    }
+
+    #[test]
+    fn every_code_is_distinct_and_snake_case() {
+        let all = [
+            Error::MissingHeader(SignedHeader::ClientId),
+            Error::MalformedHeader(SignedHeader::ClientId),
+            Error::TimestampOutOfRange,
+            Error::UnknownClient,
+            Error::InvalidSignature,
+            Error::UnsupportedContentType,
+            Error::ReplayedRequest,
+            Error::ReplayGuardUnavailable,
+            Error::TooLarge(LimitKind::Body),
+        ];
+        let mut codes: Vec<_> = all.iter().map(Error::code).collect();
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.bytes().all(|b| b == b'_' || b.is_ascii_lowercase()))
+        );
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+}

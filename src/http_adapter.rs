@@ -1,0 +1,228 @@
+//! Adapter for the `http` crate (1.x): sign and verify `http::Request`s.
+
+use http::header::{HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Request, Uri};
+
+use crate::canonical::CanonicalRequest;
+use crate::credential::CredentialLookup;
+use crate::error::Error;
+use crate::headers::AuthHeaders;
+use crate::signature::ContentHash;
+use crate::signer::{SignedHeaders, Signer};
+use crate::target::Target;
+use crate::verifier::{Prepared, Verified, Verifier};
+
+impl<'a> Target<'a> {
+    /// The path and raw query of an [`http::Uri`], as sent.
+    ///
+    /// ```
+    /// let uri: http::Uri = "https://api.justgold.me/v1/ping?a=1".parse().unwrap();
+    /// let t = jg_hmac::Target::from_uri(&uri);
+    /// assert_eq!((t.path(), t.query()), (&b"/v1/ping"[..], &b"a=1"[..]));
+    /// ```
+    pub fn from_uri(uri: &'a Uri) -> Self {
+        Self::new(
+            uri.path().as_bytes(),
+            uri.query().unwrap_or_default().as_bytes(),
+        )
+    }
+}
+
+impl SignedHeaders {
+    /// Sets `X-Client-Id`, `X-Timestamp` and `X-Signature` on `headers`, replacing any
+    /// present (and removing an `X-Access-Key`, which could conflict). The signature
+    /// value is marked sensitive, so `http`'s `Debug` hides it.
+    ///
+    /// ```
+    /// let signer = jg_hmac::Signer::new("jk_live_example", &"secret".into())?;
+    /// let mut headers = http::HeaderMap::new();
+    /// signer.sign("GET", "/", b"", 1).apply_to(&mut headers);
+    /// assert!(headers["x-signature"].is_sensitive());
+    /// # Ok::<(), jg_hmac::Error>(())
+    /// ```
+    pub fn apply_to(&self, headers: &mut http::HeaderMap) {
+        headers.remove("x-access-key");
+        for (name, value, sensitive) in [
+            ("x-client-id", self.client_id().to_owned(), false),
+            ("x-timestamp", self.timestamp().to_owned(), false),
+            ("x-signature", self.signature().to_hex(), true),
+        ] {
+            // Client ids are checked to be visible ASCII by `Signer::new`; timestamps are
+            // digits and signatures hex, so these conversions cannot fail.
+            if let Ok(mut value) = HeaderValue::try_from(value) {
+                value.set_sensitive(sensitive);
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+    }
+}
+
+impl Signer {
+    /// Signs an [`http::Request`] whose body bytes are in memory, at `timestamp`, and
+    /// sets the three headers on it.
+    ///
+    /// ```
+    /// use jg_hmac::Signer;
+    /// let signer = Signer::new("jk_live_example", &"s3cr3t_test_key_justgold".into())?;
+    /// let mut request = http::Request::get("/v1/ping?z=two&z=three&version=1&a=hello").body(Vec::new()).unwrap();
+    /// signer.sign_request(&mut request, 1735550160);
+    /// assert_eq!(request.headers()["x-timestamp"], "1735550160");
+    /// assert_eq!(
+    ///     request.headers()["x-signature"],
+    ///     "fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76"
+    /// );
+    /// # Ok::<(), jg_hmac::Error>(())
+    /// ```
+    pub fn sign_request<B: AsRef<[u8]>>(&self, request: &mut Request<B>, timestamp: u64) {
+        let content = ContentHash::of(request.body().as_ref());
+        self.sign_request_hashed(request, &content, timestamp);
+    }
+
+    /// Signs an [`http::Request`] whose body hash is already known (a streamed body
+    /// hashed with [`BodyHasher`](crate::BodyHasher)).
+    ///
+    /// ```
+    /// use jg_hmac::{ContentHash, Signer};
+    /// let signer = Signer::new("jk_live_example", &"secret".into())?;
+    /// let mut request = http::Request::post("/v1/upload").body(()).unwrap();
+    /// signer.sign_request_hashed(&mut request, &ContentHash::of(b"streamed"), 1);
+    /// assert!(request.headers().contains_key("x-signature"));
+    /// # Ok::<(), jg_hmac::Error>(())
+    /// ```
+    pub fn sign_request_hashed<B>(
+        &self,
+        request: &mut Request<B>,
+        content: &ContentHash,
+        timestamp: u64,
+    ) {
+        let canonical =
+            CanonicalRequest::new(request.method().as_str(), Target::from_uri(request.uri()));
+        let signed = self.sign_canonical(&canonical, content, timestamp);
+        signed.apply_to(request.headers_mut());
+    }
+}
+
+impl Verifier {
+    /// Verifies an [`http::Request`] whose body bytes are in memory.
+    ///
+    /// # Errors
+    /// See [`Verifier::verify`].
+    ///
+    /// ```
+    /// use std::{collections::HashMap, sync::Arc};
+    /// use jg_hmac::{Credential, Signer, Verifier};
+    /// let secret = "s3cr3t_test_key_justgold".into();
+    /// let store = HashMap::from([(
+    ///     "jk_live_example".to_string(),
+    ///     Arc::new(Credential::new("jk_live_example").with_secret(&secret)),
+    /// )]);
+    /// let mut request = http::Request::post("/v1/transactions/buy")
+    ///     .body(br#"{"amount":"5000","transactionId":"12345"}"#.to_vec())
+    ///     .unwrap();
+    /// Signer::new("jk_live_example", &secret)?.sign_request(&mut request, 1735550100);
+    ///
+    /// let verifier = Verifier::new();
+    /// assert_eq!(verifier.verify_request(&store, &request, 1735550100)?.client_id(), "jk_live_example");
+    /// request.body_mut().push(b' ');
+    /// assert_eq!(verifier.verify_request(&store, &request, 1735550100).unwrap_err().code(), "invalid_signature");
+    /// # Ok::<(), jg_hmac::Error>(())
+    /// ```
+    pub fn verify_request<L, B>(
+        &self,
+        lookup: &L,
+        request: &Request<B>,
+        now: u64,
+    ) -> Result<Verified, Error>
+    where
+        L: CredentialLookup + ?Sized,
+        B: AsRef<[u8]>,
+    {
+        self.verify_http(
+            lookup,
+            request.method(),
+            request.uri(),
+            request.headers(),
+            &ContentHash::of(request.body().as_ref()),
+            now,
+        )
+    }
+
+    /// Verifies request [`Parts`] plus the body bytes received.
+    ///
+    /// # Errors
+    /// See [`Verifier::verify`].
+    ///
+    /// ```
+    /// use std::{collections::HashMap, sync::Arc};
+    /// use jg_hmac::{Credential, Verifier};
+    /// let store: HashMap<String, Arc<Credential>> = HashMap::new();
+    /// let (parts, body) = http::Request::get("/").body(Vec::<u8>::new()).unwrap().into_parts();
+    /// let err = Verifier::new().verify_parts(&store, &parts, &body, 0).unwrap_err();
+    /// assert_eq!(err.code(), "missing_header");
+    /// ```
+    pub fn verify_parts<L>(
+        &self,
+        lookup: &L,
+        parts: &Parts,
+        body: &[u8],
+        now: u64,
+    ) -> Result<Verified, Error>
+    where
+        L: CredentialLookup + ?Sized,
+    {
+        self.verify_http(
+            lookup,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &ContentHash::of(body),
+            now,
+        )
+    }
+
+    /// Step one of the two-step path for [`Parts`], before the body is read: see
+    /// [`Verifier::prepare`].
+    ///
+    /// # Errors
+    /// See [`Verifier::prepare`].
+    ///
+    /// ```
+    /// let (parts, _) = http::Request::get("/")
+    ///     .header("X-Client-Id", "jk_live_example")
+    ///     .header("X-Timestamp", "1")
+    ///     .header("X-Signature", "00")
+    ///     .body(())
+    ///     .unwrap()
+    ///     .into_parts();
+    /// let err = jg_hmac::Verifier::new().prepare_parts(&parts, 1).unwrap_err();
+    /// assert_eq!(err.code(), "malformed_header");
+    /// ```
+    pub fn prepare_parts<'a>(&self, parts: &'a Parts, now: u64) -> Result<Prepared<'a>, Error> {
+        self.prepare(
+            parts.method.as_str(),
+            Target::from_uri(&parts.uri),
+            &AuthHeaders::from_header_map(&parts.headers),
+            now,
+        )
+    }
+
+    fn verify_http<L: CredentialLookup + ?Sized>(
+        &self,
+        lookup: &L,
+        method: &http::Method,
+        uri: &Uri,
+        headers: &http::HeaderMap,
+        content: &ContentHash,
+        now: u64,
+    ) -> Result<Verified, Error> {
+        self.verify(
+            lookup,
+            method.as_str(),
+            Target::from_uri(uri),
+            &AuthHeaders::from_header_map(headers),
+            content,
+            now,
+        )
+    }
+}

@@ -1,0 +1,46 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Design
+//!
+//! - **Pure core.** Canonicalization, signing and verification do no I/O and read no
+//!   clock: `now` is an argument (integrations take a [`Clock`]).
+//! - **Streaming.** The string-to-sign is never built on the hot path: the canonical query
+//!   is sorted as borrowed slices and streamed, with the rest of the string, straight into
+//!   an HMAC state that was keyed once when the secret was loaded. Verification allocates
+//!   nothing for requests with up to [`INLINE_PAIRS`] query pairs.
+//! - **Secrets and tags are types.** [`Secret`] and keyed states are wiped on drop and print
+//!   as `[redacted]`; a [`Signature`] compares in constant time and prints 8 hex digits.
+//! - **One error type.** [`Error`] carries the wire code, the HTTP status and a message
+//!   that is safe to return to a partner.
+//! - **Two-step verification** for async key stores: [`Verifier::prepare`] needs no
+//!   secret, [`Verifier::finish`] takes the credential however the caller fetched it.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod canonical;
+mod clock;
+mod credential;
+mod error;
+mod headers;
+mod http_adapter;
+mod query;
+mod replay;
+mod secret;
+mod signature;
+mod signer;
+mod sink;
+mod target;
+mod verifier;
+
+pub use canonical::{ALGORITHM, CanonicalRequest, VisibleNewlines};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use credential::{Credential, CredentialLookup, SigningKey};
+pub use error::{Error, LimitKind, SignedHeader};
+pub use headers::{ACCESS_KEY, AuthHeaders, CLIENT_ID, SIGNATURE, TIMESTAMP};
+pub use query::{CanonicalQuery, INLINE_PAIRS, canonical_query};
+pub use replay::{InMemoryReplayGuard, ReplayGuard};
+pub use secret::Secret;
+pub use signature::{BodyHasher, ContentHash, Signature};
+pub use signer::{SignedHeaders, Signer};
+pub use target::Target;
+pub use verifier::{DEFAULT_WINDOW, Limits, MAX_TIMESTAMP_DIGITS, Prepared, Verified, Verifier};

@@ -1,0 +1,301 @@
+//! The 32-byte signature and the body's content hash.
+
+use core::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// 32 bytes as 64 lowercase hex digits.
+pub(crate) fn hex_lower(bytes: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // Cannot fail: the output is exactly twice the input's length.
+    let _ = hex::encode_to_slice(bytes, &mut out);
+    out
+}
+
+/// Parses exactly 64 hex digits (either case) into 32 bytes.
+pub(crate) fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    hex::decode_to_slice(hex, &mut out).ok()?;
+    Some(out)
+}
+
+/// A JG-HMAC-SHA256 signature: the 32 bytes of an HMAC-SHA256 tag.
+///
+/// Equality is constant-time over all 32 bytes. `Debug` shows only the first 8 hex
+/// digits, so a signature can be correlated in logs but never replayed from them; there is
+/// deliberately no `Display`. [`Signature::to_hex`] gives the full lowercase value for the
+/// `X-Signature` header.
+///
+/// ```
+/// use jg_hmac::Signature;
+/// let sig = Signature::from_hex("FA86029249A12A9531E269EF8986CBA153A9839D741F6F38E457C6EB96BEDE76").unwrap();
+/// assert_eq!(sig.to_hex(), "fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76");
+/// assert_eq!(format!("{sig:?}"), "Signature(fa860292…)");
+/// assert!(Signature::from_hex("fa86").is_none());
+/// ```
+#[derive(Clone, Copy)]
+pub struct Signature([u8; 32]);
+
+impl Signature {
+    /// Parses the `X-Signature` syntax: exactly 64 hexadecimal digits, upper or lower case
+    /// (SPEC-NOTES §5). Returns `None` for anything else, including an empty string, a
+    /// `0x` prefix or surrounding spaces.
+    ///
+    /// ```
+    /// assert!(jg_hmac::Signature::from_hex(&"0".repeat(64)).is_some());
+    /// assert!(jg_hmac::Signature::from_hex(&"0".repeat(65)).is_none());
+    /// ```
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        Self::from_hex_bytes(hex.as_bytes())
+    }
+
+    pub(crate) fn from_hex_bytes(hex: &[u8]) -> Option<Self> {
+        parse_hex32(hex).map(Self)
+    }
+
+    /// Wraps the 32 bytes of a tag.
+    ///
+    /// ```
+    /// let sig = jg_hmac::Signature::from_bytes([0xab; 32]);
+    /// assert_eq!(&sig.to_hex()[..4], "abab");
+    /// ```
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 tag bytes.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::Signature::from_bytes([1; 32]).as_bytes(), &[1; 32]);
+    /// ```
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The full signature as 64 lowercase hex digits: the `X-Signature` header value.
+    ///
+    /// This is the only way to print a whole signature; keep it out of logs.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::Signature::from_bytes([0; 32]).to_hex(), "0".repeat(64));
+    /// ```
+    pub fn to_hex(&self) -> String {
+        hex_lower(&self.0).iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// The first 8 hex digits, for audit logs and support tickets.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::Signature::from_bytes([0xab; 32]).short_hex(), "abababab");
+    /// ```
+    pub fn short_hex(&self) -> String {
+        hex_lower(&self.0)[..8]
+            .iter()
+            .map(|&b| char::from(b))
+            .collect()
+    }
+}
+
+impl PartialEq for Signature {
+    /// Constant-time comparison of all 32 bytes.
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Signature {}
+
+impl ConstantTimeEq for Signature {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({}…)", self.short_hex())
+    }
+}
+
+/// The SHA-256 of a request body: the last line of the string-to-sign.
+///
+/// Build it from the body bytes ([`ContentHash::of`]), chunk by chunk ([`BodyHasher`]), or
+/// from a hash the caller already has ([`ContentHash::from_hex`]). `Display` gives the
+/// lowercase hex that is signed.
+///
+/// ```
+/// use jg_hmac::ContentHash;
+/// assert_eq!(ContentHash::of(b""), ContentHash::EMPTY);
+/// assert_eq!(
+///     ContentHash::EMPTY.to_string(),
+///     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+/// );
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContentHash([u8; 32]);
+
+impl ContentHash {
+    /// SHA-256 of the empty body.
+    pub const EMPTY: Self = Self([
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9,
+        0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52,
+        0xb8, 0x55,
+    ]);
+
+    /// SHA-256 of the exact body bytes.
+    ///
+    /// ```
+    /// let h = jg_hmac::ContentHash::of(br#"{"amount":"5000","transactionId":"12345"}"#);
+    /// assert_eq!(h.to_string(), "62950c2bd265b88926052417cc0df8accf5535079c3aa59e2bf2918eb3b5873d");
+    /// ```
+    pub fn of(body: &[u8]) -> Self {
+        let mut hasher = BodyHasher::new();
+        hasher.update(body);
+        hasher.finish()
+    }
+
+    /// Parses a precomputed hash: 64 hex digits, either case.
+    ///
+    /// ```
+    /// let h = jg_hmac::ContentHash::from_hex(
+    ///     "faaa1f00ee99cf6afdc2ee9ded75dcdeee2870f06e5ee23b9a886d73e1c6dfe8",
+    /// );
+    /// assert!(h.is_some());
+    /// assert!(jg_hmac::ContentHash::from_hex("faaa").is_none());
+    /// ```
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        parse_hex32(hex.as_bytes()).map(Self)
+    }
+
+    /// Wraps 32 digest bytes.
+    ///
+    /// ```
+    /// let h = jg_hmac::ContentHash::from_bytes([0; 32]);
+    /// assert_eq!(h.as_bytes(), &[0; 32]);
+    /// ```
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 digest bytes.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::ContentHash::EMPTY.as_bytes()[0], 0xe3);
+    /// ```
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub(crate) fn hex(&self) -> [u8; 64] {
+        hex_lower(&self.0)
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = self.hex();
+        // Always ASCII.
+        f.write_str(core::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentHash({self})")
+    }
+}
+
+/// Incremental SHA-256 of a body that arrives in chunks (a stream, a file).
+///
+/// ```
+/// use jg_hmac::{BodyHasher, ContentHash};
+/// let mut hasher = BodyHasher::new();
+/// hasher.update(br#"{"amount":"5000","#);
+/// hasher.update(br#""transactionId":"12345"}"#);
+/// assert_eq!(
+///     hasher.finish(),
+///     ContentHash::of(br#"{"amount":"5000","transactionId":"12345"}"#)
+/// );
+/// ```
+#[derive(Clone, Default)]
+pub struct BodyHasher(Sha256);
+
+impl BodyHasher {
+    /// A hasher that has seen no bytes.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::BodyHasher::new().finish(), jg_hmac::ContentHash::EMPTY);
+    /// ```
+    pub fn new() -> Self {
+        Self(Sha256::new())
+    }
+
+    /// Feeds the next chunk of body bytes.
+    ///
+    /// ```
+    /// let mut h = jg_hmac::BodyHasher::new();
+    /// h.update(b"abc");
+    /// assert_ne!(h.finish(), jg_hmac::ContentHash::EMPTY);
+    /// ```
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    /// The hash of every byte fed so far.
+    ///
+    /// ```
+    /// let h = jg_hmac::BodyHasher::new();
+    /// assert_eq!(h.finish().to_string().len(), 64);
+    /// ```
+    pub fn finish(self) -> ContentHash {
+        ContentHash(self.0.finalize().into())
+    }
+}
+
+impl fmt::Debug for BodyHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BodyHasher")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_constant_matches_sha256() {
+        assert_eq!(ContentHash(Sha256::digest(b"").into()), ContentHash::EMPTY);
+    }
+
+    #[test]
+    fn rejects_every_malformed_signature() {
+        let good = "a".repeat(64);
+        for bad in [
+            String::new(),
+            "a".repeat(63),
+            "a".repeat(65),
+            format!("0x{}", &good[2..]),
+            format!(" {}", &good[1..]),
+            format!("{}g", &good[1..]),
+            format!("{}é", &good[2..]),
+        ] {
+            assert!(Signature::from_hex(&bad).is_none(), "{bad:?}");
+        }
+        assert!(Signature::from_hex(&good).is_some());
+    }
+
+    #[test]
+    fn equality_checks_every_byte() {
+        let a = Signature([7; 32]);
+        for i in 0..32 {
+            let mut b = [7; 32];
+            b[i] ^= 1;
+            assert_ne!(a, Signature(b));
+        }
+        assert_eq!(a, Signature([7; 32]));
+    }
+}

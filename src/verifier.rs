@@ -1,0 +1,610 @@
+//! Verification: header checks, the timestamp window, and the constant-time signature check.
+
+use std::sync::Arc;
+
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+
+use crate::canonical::CanonicalRequest;
+use crate::credential::{Credential, CredentialLookup, SigningKey};
+use crate::error::{Error, SignedHeader};
+use crate::headers::{AuthHeaders, Slot, is_visible_ascii};
+use crate::query::CanonicalQuery;
+use crate::secret::{KeyedMac, Secret};
+use crate::signature::{ContentHash, Signature};
+use crate::target::Target;
+
+/// Default tolerance, each way, between `X-Timestamp` and the verifier's clock: 300 s.
+pub const DEFAULT_WINDOW: u64 = 300;
+
+/// Most digits an `X-Timestamp` may have (SPEC-NOTES §5).
+pub const MAX_TIMESTAMP_DIGITS: usize = 18;
+
+/// Size limits on what a client sends, checked before any work proportional to it.
+///
+/// `#[non_exhaustive]`: start from `Limits::default()` and set fields.
+///
+/// ```
+/// let mut limits = jg_hmac::Limits::default();
+/// limits.max_query_pairs = 64;
+/// let verifier = jg_hmac::Verifier::new().with_limits(limits);
+/// # let _ = verifier;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Longest accepted client id, in bytes; longer is `malformed_header`.
+    /// Defaults to `128`.
+    pub max_client_id_len: usize,
+    /// Longest accepted raw query, in bytes; longer is `request_too_large` (414).
+    /// Defaults to `8192`.
+    pub max_query_len: usize,
+    /// Most accepted `&`-separated query pairs; more is `request_too_large` (414).
+    /// Defaults to `256`.
+    pub max_query_pairs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_client_id_len: 128,
+            max_query_len: 8192,
+            max_query_pairs: 256,
+        }
+    }
+}
+
+/// Checks JG-HMAC-SHA256 signatures. Holds settings only; cheap to share.
+///
+/// The checks run in this order, and the first failure is the answer:
+/// 1. the client id (`X-Client-Id`, or its alias `X-Access-Key`), then `X-Timestamp`,
+///    then `X-Signature`: each absent → `missing_header`; repeated, conflicting, empty,
+///    not visible ASCII or not of its syntax → `malformed_header`;
+/// 2. `Content-Type`, when an allow-list is set → `unsupported_content_type`;
+/// 3. the timestamp window → `timestamp_out_of_range`;
+/// 4. the query's size limits → `request_too_large`;
+/// 5. the credential: unknown, revoked or without an active key → `client_id`;
+/// 6. the signature, against every active key in constant time → `invalid_signature`.
+///
+/// Steps 1–4 need no secret ([`Verifier::prepare`]); 5–6 need the credential
+/// ([`Verifier::finish`]). [`Verifier::verify`] does both with a synchronous lookup.
+///
+/// ```
+/// use std::{collections::HashMap, sync::Arc};
+/// use jg_hmac::{AuthHeaders, ContentHash, Credential, Secret, Target, Verifier};
+///
+/// let mut store: HashMap<String, Arc<Credential>> = HashMap::new();
+/// store.insert(
+///     "jk_live_example".into(),
+///     Arc::new(Credential::new("jk_live_example").with_secret(&Secret::from("s3cr3t_test_key_justgold"))),
+/// );
+/// let headers = AuthHeaders::from_pairs([
+///     (&b"X-Client-Id"[..], &b"jk_live_example"[..]),
+///     (b"X-Timestamp", b"1735550160"),
+///     (b"X-Signature", b"fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76"),
+/// ]);
+/// let target = Target::parse("/v1/ping?z=two&z=three&version=1&a=hello");
+/// let verifier = Verifier::new();
+/// let ok = verifier.verify(&store, "GET", target, &headers, &ContentHash::EMPTY, 1735550160)?;
+/// assert_eq!(ok.client_id(), "jk_live_example");
+///
+/// let late = verifier.verify(&store, "GET", target, &headers, &ContentHash::EMPTY, 1735550461);
+/// assert_eq!(late.unwrap_err().code(), "timestamp_out_of_range");
+/// # Ok::<(), jg_hmac::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    past: u64,
+    future: u64,
+    access_key_alias: bool,
+    content_types: Vec<String>,
+    hide_unknown_clients: bool,
+    limits: Limits,
+    decoy: KeyedMac,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Verifier {
+    /// A verifier with the defaults: ±300 s window, `X-Access-Key` alias accepted, no
+    /// content-type allow-list, unknown clients answered with `client_id`,
+    /// [`Limits::default`].
+    ///
+    /// ```
+    /// let verifier = jg_hmac::Verifier::new();
+    /// # let _ = verifier;
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            past: DEFAULT_WINDOW,
+            future: DEFAULT_WINDOW,
+            access_key_alias: true,
+            content_types: Vec::new(),
+            hide_unknown_clients: false,
+            limits: Limits::default(),
+            decoy: KeyedMac::new(&Secret::new(b"jg-hmac decoy key: never matches a request")),
+        }
+    }
+
+    /// Accepts timestamps at most `seconds` before or after `now` (inclusive).
+    /// Defaults to `300`.
+    ///
+    /// ```
+    /// let verifier = jg_hmac::Verifier::new().with_window(60);
+    /// # let _ = verifier;
+    /// ```
+    #[must_use]
+    pub fn with_window(self, seconds: u64) -> Self {
+        self.with_tolerance(seconds, seconds)
+    }
+
+    /// Accepts timestamps at most `past` seconds before `now` and at most `future` seconds
+    /// after it, for clocks known to drift one way. Both default to `300`.
+    ///
+    /// ```
+    /// let verifier = jg_hmac::Verifier::new().with_tolerance(300, 30);
+    /// # let _ = verifier;
+    /// ```
+    #[must_use]
+    pub fn with_tolerance(mut self, past: u64, future: u64) -> Self {
+        self.past = past;
+        self.future = future;
+        self
+    }
+
+    /// Whether `X-Access-Key` is read as the client id when `X-Client-Id` is absent.
+    /// Defaults to `true` (the seed's examples send it).
+    ///
+    /// ```
+    /// let strict = jg_hmac::Verifier::new().with_access_key_alias(false);
+    /// # let _ = strict;
+    /// ```
+    #[must_use]
+    pub fn with_access_key_alias(mut self, accept: bool) -> Self {
+        self.access_key_alias = accept;
+        self
+    }
+
+    /// Restricts the request's media type (the `Content-Type` before any `;`, compared
+    /// ASCII-case-insensitively) to this list; anything else is `unsupported_content_type`.
+    /// A request without `Content-Type` passes only with an empty body. Defaults to no
+    /// restriction.
+    ///
+    /// ```
+    /// let json_only = jg_hmac::Verifier::new().with_content_types(["application/json"]);
+    /// # let _ = json_only;
+    /// ```
+    #[must_use]
+    pub fn with_content_types<I, S>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.content_types = types
+            .into_iter()
+            .map(|t| t.as_ref().trim().to_ascii_lowercase())
+            .collect();
+        self
+    }
+
+    /// Answers an unknown client id exactly like a bad signature: code
+    /// `invalid_signature`, after computing a decoy HMAC so that the time taken is alike.
+    /// This stops callers from probing which client ids exist, at the price of vaguer
+    /// errors for partners who mistype their id. Defaults to `false` (the seed's
+    /// `client_id` code).
+    ///
+    /// ```
+    /// let verifier = jg_hmac::Verifier::new().with_hidden_unknown_clients(true);
+    /// # let _ = verifier;
+    /// ```
+    #[must_use]
+    pub fn with_hidden_unknown_clients(mut self, hide: bool) -> Self {
+        self.hide_unknown_clients = hide;
+        self
+    }
+
+    /// Sets the size limits.
+    ///
+    /// ```
+    /// let verifier = jg_hmac::Verifier::new().with_limits(jg_hmac::Limits::default());
+    /// # let _ = verifier;
+    /// ```
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The seconds after its timestamp during which a request can still verify: how
+    /// long a replay guard must remember it.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::Verifier::new().replay_horizon(), 300);
+    /// ```
+    pub fn replay_horizon(&self) -> u64 {
+        self.past
+    }
+
+    /// Step one of two: every check that needs no secret (see [`Verifier`] for the order).
+    /// Cheap, allocation-free for up to 32 query pairs, and safe to run before reading the
+    /// body.
+    ///
+    /// # Errors
+    /// `missing_header`, `malformed_header`, `unsupported_content_type`,
+    /// `timestamp_out_of_range` or `request_too_large`.
+    ///
+    /// ```
+    /// use jg_hmac::{AuthHeaders, Target, Verifier};
+    /// let headers = AuthHeaders::from_pairs([(&b"X-Client-Id"[..], &b"jk_live_example"[..])]);
+    /// let err = Verifier::new().prepare("GET", Target::parse("/"), &headers, 0).unwrap_err();
+    /// assert_eq!(err.code(), "missing_header");
+    /// ```
+    pub fn prepare<'a>(
+        &self,
+        method: &'a str,
+        target: Target<'a>,
+        headers: &AuthHeaders<'a>,
+        now: u64,
+    ) -> Result<Prepared<'a>, Error> {
+        let client_id = self.client_id(headers)?;
+        let timestamp_raw = single(headers.timestamp, SignedHeader::Timestamp)?;
+        let timestamp = parse_timestamp(timestamp_raw)?;
+        let signature_raw = single(headers.signature, SignedHeader::Signature)?;
+        let signature = Signature::from_hex_bytes(signature_raw)
+            .ok_or(Error::MalformedHeader(SignedHeader::Signature))?;
+        let body_must_be_empty = self.check_content_type(headers.content_type)?;
+        self.check_window(timestamp, now)?;
+        let query = CanonicalQuery::parse_limited(
+            target.query(),
+            self.limits.max_query_len,
+            self.limits.max_query_pairs,
+        )?;
+        Ok(Prepared {
+            client_id,
+            // Digits only, checked above.
+            timestamp_raw,
+            timestamp,
+            signature,
+            request: CanonicalRequest::from_parts(method, target.path(), query),
+            now,
+            body_must_be_empty,
+        })
+    }
+
+    /// Step two of two: checks the signature against the credential the caller looked up
+    /// for [`Prepared::client_id`] (`None` when there is none), and `content` — the hash of
+    /// the body as received.
+    ///
+    /// Every active key is tried, in constant time, with no early exit; on success the
+    /// key that matched is returned.
+    ///
+    /// # Errors
+    /// `client_id` (no credential, a credential for another id, or no key active at the
+    /// request's `now`), `unsupported_content_type` (a body without `Content-Type` while an
+    /// allow-list is set), `invalid_signature`.
+    ///
+    /// ```
+    /// use jg_hmac::{AuthHeaders, ContentHash, Credential, Secret, Signer, Target, Verifier};
+    /// # async fn fetch_from_vault(id: &str) -> Option<Credential> {
+    /// #     Some(Credential::new(id).with_secret(&Secret::from("s3cr3t_test_key_justgold")))
+    /// # }
+    /// # async fn handler() -> Result<(), jg_hmac::Error> {
+    /// let signer = Signer::new("jk_live_example", &Secret::from("s3cr3t_test_key_justgold"))?;
+    /// let signed = signer.sign("GET", "/v1/health/secure", b"", 1735550160);
+    /// let (id, ts, sig) = (signed.client_id().as_bytes(), signed.timestamp().as_bytes(), signed.signature().to_hex());
+    /// let headers = AuthHeaders::from_pairs([
+    ///     (&b"X-Client-Id"[..], id), (b"X-Timestamp", ts), (b"X-Signature", sig.as_bytes()),
+    /// ]);
+    /// let verifier = Verifier::new();
+    /// let prepared = verifier.prepare("GET", Target::parse("/v1/health/secure"), &headers, 1735550160)?;
+    /// let credential = fetch_from_vault(prepared.client_id()).await; // any async store
+    /// let key = verifier.finish(&prepared, credential.as_ref(), &ContentHash::EMPTY)?;
+    /// assert_eq!(key.id(), "0");
+    /// # Ok(()) }
+    /// # futures_lite_block_on(handler()).unwrap();
+    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let waker = std::task::Waker::noop();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// ```
+    pub fn finish<'c>(
+        &self,
+        prepared: &Prepared<'_>,
+        credential: Option<&'c Credential>,
+        content: &ContentHash,
+    ) -> Result<&'c SigningKey, Error> {
+        let credential = credential.filter(|c| c.client_id() == prepared.client_id);
+        let active = credential
+            .map(|c| c.keys().iter().any(|k| k.is_active_at(prepared.now)))
+            .unwrap_or(false);
+        let Some(credential) = credential.filter(|_| active) else {
+            if self.hide_unknown_clients {
+                // Same work as a one-key client, and the same answer as a bad signature.
+                let decoy =
+                    prepared
+                        .request
+                        .sign_with(&self.decoy, prepared.timestamp_raw, content);
+                let _ = decoy.ct_eq(&prepared.signature);
+                return Err(Error::InvalidSignature);
+            }
+            return Err(Error::UnknownClient);
+        };
+        if prepared.body_must_be_empty && *content != ContentHash::EMPTY {
+            return Err(Error::UnsupportedContentType);
+        }
+        let mut found = Choice::from(0);
+        let mut index = 0u64;
+        for (i, key) in credential.keys().iter().enumerate() {
+            if !key.is_active_at(prepared.now) {
+                continue;
+            }
+            let expected = prepared
+                .request
+                .sign_with(key.mac(), prepared.timestamp_raw, content);
+            let matches = expected.ct_eq(&prepared.signature);
+            index.conditional_assign(&(i as u64), matches & !found);
+            found |= matches;
+        }
+        if bool::from(found) {
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| credential.keys().get(i))
+                .ok_or(Error::InvalidSignature)
+        } else {
+            Err(Error::InvalidSignature)
+        }
+    }
+
+    /// Both steps with a synchronous lookup: verifies a request whose body hash is known.
+    ///
+    /// # Errors
+    /// Any of [`Verifier::prepare`]'s and [`Verifier::finish`]'s errors.
+    ///
+    /// ```
+    /// use std::{collections::HashMap, sync::Arc};
+    /// use jg_hmac::{AuthHeaders, ContentHash, Credential, Target, Verifier};
+    /// let store: HashMap<String, Arc<Credential>> = HashMap::new();
+    /// let headers = AuthHeaders::from_pairs([
+    ///     (&b"X-Client-Id"[..], &b"jk_live_nobody"[..]),
+    ///     (b"X-Timestamp", b"1735550160"),
+    ///     (b"X-Signature", &[b'0'; 64][..]),
+    /// ]);
+    /// let err = Verifier::new()
+    ///     .verify(&store, "GET", Target::parse("/"), &headers, &ContentHash::EMPTY, 1735550160)
+    ///     .unwrap_err();
+    /// assert_eq!(err.code(), "client_id");
+    /// ```
+    pub fn verify<L: CredentialLookup + ?Sized>(
+        &self,
+        lookup: &L,
+        method: &str,
+        target: Target<'_>,
+        headers: &AuthHeaders<'_>,
+        content: &ContentHash,
+        now: u64,
+    ) -> Result<Verified, Error> {
+        let prepared = self.prepare(method, target, headers, now)?;
+        let credential = lookup.lookup(prepared.client_id);
+        let key_index = {
+            let key = self.finish(&prepared, credential.as_deref(), content)?;
+            credential
+                .as_deref()
+                .and_then(|c| c.keys().iter().position(|k| core::ptr::eq(k, key)))
+        };
+        match (credential, key_index) {
+            (Some(credential), Some(key_index)) => Ok(Verified {
+                credential,
+                key_index,
+                timestamp: prepared.timestamp,
+                signature: prepared.signature,
+            }),
+            _ => Err(Error::InvalidSignature),
+        }
+    }
+
+    fn client_id<'a>(&self, headers: &AuthHeaders<'a>) -> Result<&'a str, Error> {
+        let alias = if self.access_key_alias {
+            headers.access_key
+        } else {
+            Slot::Absent
+        };
+        let value = match (headers.client_id, alias) {
+            (Slot::Absent, Slot::Absent) => {
+                return Err(Error::MissingHeader(SignedHeader::ClientId));
+            }
+            (Slot::One(v), Slot::Absent) | (Slot::Absent, Slot::One(v)) => v,
+            (Slot::One(a), Slot::One(b)) if a == b => a,
+            _ => return Err(Error::MalformedHeader(SignedHeader::ClientId)),
+        };
+        if value.is_empty() || value.len() > self.limits.max_client_id_len {
+            return Err(Error::MalformedHeader(SignedHeader::ClientId));
+        }
+        ascii_str(value, SignedHeader::ClientId)
+    }
+
+    /// Returns whether the body must be empty (allow-list set, no `Content-Type`).
+    fn check_content_type(&self, slot: Slot<'_>) -> Result<bool, Error> {
+        if self.content_types.is_empty() {
+            return Ok(false);
+        }
+        let value = match slot {
+            Slot::Absent => return Ok(true),
+            Slot::Repeated => return Err(Error::MalformedHeader(SignedHeader::ContentType)),
+            Slot::One(v) => v,
+        };
+        let media_type = value.split(|&b| b == b';').next().unwrap_or_default();
+        let media_type = media_type.trim_ascii();
+        if self
+            .content_types
+            .iter()
+            .any(|allowed| allowed.as_bytes().eq_ignore_ascii_case(media_type))
+        {
+            Ok(false)
+        } else {
+            Err(Error::UnsupportedContentType)
+        }
+    }
+
+    fn check_window(&self, timestamp: u64, now: u64) -> Result<(), Error> {
+        let within = if timestamp <= now {
+            now - timestamp <= self.past
+        } else {
+            timestamp - now <= self.future
+        };
+        if within {
+            Ok(())
+        } else {
+            Err(Error::TimestampOutOfRange)
+        }
+    }
+}
+
+/// A header that must appear exactly once, non-empty, in visible ASCII.
+fn single(slot: Slot<'_>, which: SignedHeader) -> Result<&[u8], Error> {
+    match slot {
+        Slot::Absent => Err(Error::MissingHeader(which)),
+        Slot::One(v) if !v.is_empty() && is_visible_ascii(v) => Ok(v),
+        Slot::One(_) | Slot::Repeated => Err(Error::MalformedHeader(which)),
+    }
+}
+
+fn ascii_str(value: &[u8], which: SignedHeader) -> Result<&str, Error> {
+    if !is_visible_ascii(value) {
+        return Err(Error::MalformedHeader(which));
+    }
+    core::str::from_utf8(value).map_err(|_| Error::MalformedHeader(which))
+}
+
+/// `X-Timestamp`: 1 to 18 ASCII digits (so it always fits in a `u64`).
+fn parse_timestamp(raw: &[u8]) -> Result<u64, Error> {
+    if raw.is_empty() || raw.len() > MAX_TIMESTAMP_DIGITS || !raw.iter().all(u8::is_ascii_digit) {
+        return Err(Error::MalformedHeader(SignedHeader::Timestamp));
+    }
+    Ok(raw
+        .iter()
+        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
+}
+
+/// A request that passed every check needing no secret; the input to
+/// [`Verifier::finish`]. Borrows from the request; allocation-free for up to 32 query
+/// pairs.
+///
+/// ```
+/// use jg_hmac::{AuthHeaders, ContentHash, Target, Verifier};
+/// let sig = "fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76";
+/// let headers = AuthHeaders::from_pairs([
+///     (&b"X-Access-Key"[..], &b"jk_live_example"[..]),
+///     (b"X-Timestamp", b"1735550160"),
+///     (b"X-Signature", sig.as_bytes()),
+/// ]);
+/// let target = Target::parse("/v1/health/secure");
+/// let prepared = Verifier::new().prepare("GET", target, &headers, 1735550160)?;
+/// assert_eq!(prepared.client_id(), "jk_live_example");
+/// assert_eq!(prepared.timestamp(), 1735550160);
+/// // What the server signs, for diffing against the partner's string-to-sign:
+/// assert!(prepared.string_to_sign(&ContentHash::EMPTY).contains("\n/v1/health/secure\n"));
+/// # Ok::<(), jg_hmac::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Prepared<'a> {
+    client_id: &'a str,
+    timestamp_raw: &'a [u8],
+    timestamp: u64,
+    signature: Signature,
+    request: CanonicalRequest<'a>,
+    now: u64,
+    body_must_be_empty: bool,
+}
+
+impl<'a> Prepared<'a> {
+    /// The client id to look the credential up by (not yet authenticated).
+    pub fn client_id(&self) -> &'a str {
+        self.client_id
+    }
+
+    /// The `X-Timestamp` value, in UNIX seconds.
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+
+    /// The signature the request carries (not yet checked).
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// The canonical request the verifier rebuilt.
+    pub fn canonical_request(&self) -> &CanonicalRequest<'a> {
+        &self.request
+    }
+
+    /// The string-to-sign the verifier computed for this request and body hash. It holds
+    /// no secret: show it to an operator after `invalid_signature` to diff against the
+    /// partner's.
+    pub fn string_to_sign(&self, content: &ContentHash) -> String {
+        let timestamp = core::str::from_utf8(self.timestamp_raw).unwrap_or_default();
+        self.request.string_to_sign(timestamp, content)
+    }
+}
+
+/// A verified request: the authenticated credential and which of its keys matched.
+///
+/// ```
+/// use std::sync::Arc;
+/// use jg_hmac::{AuthHeaders, ContentHash, Credential, SigningKey, Signer, Target, Verifier};
+/// let cred = Arc::new(Credential::new("jk_live_example")
+///     .with_key(SigningKey::new("2025", &"old".into()))
+///     .with_key(SigningKey::new("2026", &"new".into())));
+/// let lookup = move |_: &str| Some(cred.clone());
+/// let signed = Signer::new("jk_live_example", &"new".into())?.sign("GET", "/", b"", 100);
+/// let sig = signed.signature().to_hex();
+/// let headers = AuthHeaders::from_pairs([
+///     (&b"X-Client-Id"[..], signed.client_id().as_bytes()),
+///     (b"X-Timestamp", signed.timestamp().as_bytes()),
+///     (b"X-Signature", sig.as_bytes()),
+/// ]);
+/// let ok = Verifier::new().verify(&lookup, "GET", Target::parse("/"), &headers, &ContentHash::EMPTY, 100)?;
+/// assert_eq!((ok.client_id(), ok.key_id()), ("jk_live_example", "2026"));
+/// # Ok::<(), jg_hmac::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Verified {
+    credential: Arc<Credential>,
+    key_index: usize,
+    timestamp: u64,
+    signature: Signature,
+}
+
+impl Verified {
+    /// The authenticated client id.
+    pub fn client_id(&self) -> &str {
+        self.credential.client_id()
+    }
+
+    /// The id of the key that matched.
+    pub fn key_id(&self) -> &str {
+        self.credential
+            .keys()
+            .get(self.key_index)
+            .map_or("", SigningKey::id)
+    }
+
+    /// The credential, as the lookup returned it.
+    pub fn credential(&self) -> &Arc<Credential> {
+        &self.credential
+    }
+
+    /// The request's timestamp (UNIX seconds).
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+
+    /// The request's signature, e.g. for a replay guard.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+}
