@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use hmac::Mac;
+
 use crate::query::CanonicalQuery;
 use crate::secret::{KeyedMac, Secret};
 use crate::signature::{ContentHash, Signature};
@@ -164,9 +166,11 @@ impl<'a> CanonicalRequest<'a> {
         timestamp: &[u8],
         content: &ContentHash,
     ) -> Signature {
-        let mut sink = MacSink::new(key.start());
+        let mut mac = key.start();
+        let mut sink = MacSink::new(&mut mac);
         self.write(&mut sink, timestamp, content);
-        Signature::from_bytes(sink.finish())
+        sink.flush();
+        Signature::from_bytes(mac.finalize().into_bytes().into())
     }
 }
 

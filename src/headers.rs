@@ -38,6 +38,95 @@ impl<'a> Slot<'a> {
     }
 }
 
+/// A header name seen as two little-endian words, its first and its last 8 bytes (they
+/// overlap for names shorter than 16 bytes), loaded straight from the name: comparing a
+/// name costs a few instructions instead of a loop over its bytes.
+#[derive(Clone, Copy)]
+struct NameWord {
+    head: u64,
+    tail: u64,
+    len: usize,
+}
+
+/// A name to match ASCII-case-insensitively, in the same two words: its lowercase bytes,
+/// and `0x20` at each letter. `byte | 0x20 == l` holds for a lowercase letter `l` exactly
+/// when `byte` is `l` or its uppercase; every other byte (here `-`) must match exactly.
+struct NamePattern {
+    head: u64,
+    head_letters: u64,
+    tail: u64,
+    tail_letters: u64,
+    len: usize,
+}
+
+impl NamePattern {
+    /// For names of 8 to 16 bytes, as all of ours are.
+    // Only evaluated at compile time (for the statics below), where an index out of
+    // range would fail the build rather than panic.
+    #[allow(clippy::indexing_slicing)]
+    const fn new(name: &str) -> Self {
+        let bytes = name.as_bytes();
+        let len = bytes.len();
+        assert!(len >= 8 && len <= 16);
+        let mut lower = [0u8; 16];
+        let mut letters = [0u8; 16];
+        let mut i = 0;
+        while i < len {
+            let c = bytes[i].to_ascii_lowercase();
+            lower[i] = c;
+            if c.is_ascii_lowercase() {
+                letters[i] = 0x20;
+            }
+            i += 1;
+        }
+        Self {
+            head: word(&lower, 0),
+            head_letters: word(&letters, 0),
+            tail: word(&lower, len - 8),
+            tail_letters: word(&letters, len - 8),
+            len,
+        }
+    }
+}
+
+/// The 8 bytes of `bytes` from `from`, as a little-endian word.
+// Only evaluated at compile time, like `NamePattern::new`.
+#[allow(clippy::indexing_slicing)]
+const fn word(bytes: &[u8; 16], from: usize) -> u64 {
+    let mut w = [0u8; 8];
+    let mut j = 0;
+    while j < 8 {
+        w[j] = bytes[from + j];
+        j += 1;
+    }
+    u64::from_le_bytes(w)
+}
+
+static NAME_CLIENT_ID: NamePattern = NamePattern::new(CLIENT_ID);
+static NAME_ACCESS_KEY: NamePattern = NamePattern::new(ACCESS_KEY);
+static NAME_TIMESTAMP: NamePattern = NamePattern::new(TIMESTAMP);
+static NAME_SIGNATURE: NamePattern = NamePattern::new(SIGNATURE);
+static NAME_CONTENT_TYPE: NamePattern = NamePattern::new("content-type");
+
+impl NameWord {
+    /// `None` for a name of fewer than 8 bytes, which matches none of ours.
+    #[inline]
+    fn of(name: &[u8]) -> Option<Self> {
+        Some(Self {
+            head: u64::from_le_bytes(*name.first_chunk::<8>()?),
+            tail: u64::from_le_bytes(*name.last_chunk::<8>()?),
+            len: name.len(),
+        })
+    }
+
+    #[inline]
+    fn is(self, pattern: &NamePattern) -> bool {
+        self.len == pattern.len
+            && self.head | pattern.head_letters == pattern.head
+            && self.tail | pattern.tail_letters == pattern.tail
+    }
+}
+
 /// The headers that JG-HMAC-SHA256 reads, collected from a request without copying.
 ///
 /// Names match case-insensitively; every occurrence is counted, so a repeated header is
@@ -84,15 +173,18 @@ impl<'a> AuthHeaders<'a> {
     /// headers.push(b"X-TIMESTAMP", b"2"); // now repeated: rejected as malformed
     /// ```
     pub fn push(&mut self, name: &[u8], value: &'a [u8]) {
-        let slot = if name.eq_ignore_ascii_case(CLIENT_ID.as_bytes()) {
+        let Some(word) = NameWord::of(name) else {
+            return;
+        };
+        let slot = if word.is(&NAME_CLIENT_ID) {
             &mut self.client_id
-        } else if name.eq_ignore_ascii_case(ACCESS_KEY.as_bytes()) {
+        } else if word.is(&NAME_ACCESS_KEY) {
             &mut self.access_key
-        } else if name.eq_ignore_ascii_case(TIMESTAMP.as_bytes()) {
+        } else if word.is(&NAME_TIMESTAMP) {
             &mut self.timestamp
-        } else if name.eq_ignore_ascii_case(SIGNATURE.as_bytes()) {
+        } else if word.is(&NAME_SIGNATURE) {
             &mut self.signature
-        } else if name.eq_ignore_ascii_case(b"content-type") {
+        } else if word.is(&NAME_CONTENT_TYPE) {
             &mut self.content_type
         } else {
             return;
@@ -157,5 +249,51 @@ impl fmt::Debug for AuthHeaders<'_> {
 
 /// Whether every byte is visible ASCII (0x21–0x7E): no spaces, controls or non-ASCII.
 pub(crate) fn is_visible_ascii(value: &[u8]) -> bool {
-    value.iter().all(|b| (0x21..=0x7e).contains(b))
+    // No early exit, so the loop vectorizes: these values are short and almost always
+    // valid, and the whole check then costs a few instructions per 16 or 32 bytes.
+    value.iter().fold(0u8, |bad, &b| {
+        bad | u8::from(b.wrapping_sub(0x21) > 0x7e - 0x21)
+    }) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The word comparison agrees with `eq_ignore_ascii_case` for every byte at every
+    /// place of every name, and for lengths around each name's.
+    #[test]
+    fn name_matching_is_exactly_ascii_case_insensitive() {
+        let names = [CLIENT_ID, ACCESS_KEY, TIMESTAMP, SIGNATURE, "content-type"];
+        let patterns = [
+            &NAME_CLIENT_ID,
+            &NAME_ACCESS_KEY,
+            &NAME_TIMESTAMP,
+            &NAME_SIGNATURE,
+            &NAME_CONTENT_TYPE,
+        ];
+        for (name, pattern) in names.iter().zip(patterns) {
+            for variant in [
+                name.to_string(),
+                name.to_ascii_uppercase(),
+                name.to_ascii_lowercase(),
+            ] {
+                for place in 0..variant.len() {
+                    for byte in 0..=255u8 {
+                        let mut candidate = variant.as_bytes().to_vec();
+                        candidate[place] = byte;
+                        let expected = candidate.eq_ignore_ascii_case(name.as_bytes());
+                        let got = NameWord::of(&candidate).is_some_and(|w| w.is(pattern));
+                        assert_eq!(got, expected, "{name}: {candidate:?}");
+                    }
+                }
+            }
+            let mut longer = name.as_bytes().to_vec();
+            longer.push(0);
+            assert!(!NameWord::of(&longer).is_some_and(|w| w.is(pattern)));
+            let shorter = &name.as_bytes()[..name.len() - 1];
+            assert!(!NameWord::of(shorter).is_some_and(|w| w.is(pattern)));
+        }
+        assert!(NameWord::of(b"X-Clien").is_none());
+    }
 }

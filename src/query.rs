@@ -1,9 +1,15 @@
 //! The canonical query string (SPEC-NOTES §3), computed without building strings.
 //!
-//! Pairs are kept as borrowed slices of the raw query and sorted in place by their
-//! *encoded* form, which is produced lazily, byte by byte, when two pairs are compared and
-//! when the result is streamed into the MAC. Up to [`INLINE_PAIRS`] pairs live on the
-//! stack; beyond that one `Vec` sized by the number of pairs is used.
+//! A parsed query of up to [`INLINE_PAIRS`] pairs keeps only the raw bytes and the number
+//! of pairs: each time it is written, its pairs are cut from the raw query into an array
+//! on the writer's stack, as borrowed slices, sorted in place by their *encoded* form
+//! (produced lazily, byte by byte, when two pairs are compared), and streamed. The value
+//! itself is a few words, so it moves for free through [`Verifier::prepare`] and
+//! [`Prepared`]. A larger query, or one built from pairs, holds one `Vec` of sorted pairs
+//! with exactly one slot per pair.
+//!
+//! [`Verifier::prepare`]: crate::Verifier::prepare
+//! [`Prepared`]: crate::Prepared
 
 use core::cmp::Ordering;
 use core::fmt;
@@ -11,13 +17,28 @@ use core::fmt;
 use crate::error::{Error, LimitKind};
 use crate::sink::Sink;
 
-/// Number of query pairs canonicalized without touching the heap.
+/// Number of query pairs of a request canonicalized without touching the heap (parsing,
+/// sorting and streaming all happen on the stack up to this many).
 pub const INLINE_PAIRS: usize = 32;
 
-/// `A–Z a–z 0–9 - . _ ~`: the bytes that are never percent-encoded.
+/// `A–Z a–z 0–9 - . _ ~`: the bytes that are never percent-encoded, as a lookup table.
+// Evaluated at compile time: an index out of range would fail the build, not panic.
+#[allow(clippy::indexing_slicing)]
+static UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_' || c == b'~';
+        b += 1;
+    }
+    table
+};
+
 #[inline]
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    // Always in bounds: the table has an entry for every byte.
+    UNRESERVED.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 /// `%XX` with uppercase hex.
@@ -62,11 +83,6 @@ struct Part<'a> {
 }
 
 impl<'a> Part<'a> {
-    const EMPTY: Part<'static> = Part {
-        bytes: b"",
-        form: Form::Verbatim,
-    };
-
     fn new(bytes: &'a [u8], form_if_not_verbatim: Form) -> Self {
         let form = if bytes.iter().all(|&b| is_unreserved(b)) {
             Form::Verbatim
@@ -91,6 +107,7 @@ impl<'a> Part<'a> {
         }
     }
 
+    #[inline]
     fn cmp_encoded(&self, other: &Self) -> Ordering {
         if self.form == Form::Verbatim && other.form == Form::Verbatim {
             self.bytes.cmp(other.bytes)
@@ -99,17 +116,39 @@ impl<'a> Part<'a> {
         }
     }
 
+    #[inline]
     fn write<S: Sink>(&self, sink: &mut S) {
         if self.form == Form::Verbatim {
             sink.put(self.bytes);
-            return;
+        } else {
+            self.write_encoded(sink);
         }
-        for b in self.logical() {
+    }
+
+    /// Runs of unreserved bytes are their own encoding (decoding leaves them alone too),
+    /// so they go to the sink whole; only the bytes between runs are decoded and encoded.
+    fn write_encoded<S: Sink>(&self, sink: &mut S) {
+        let decode = self.form == Form::Wire;
+        let mut rest = self.bytes;
+        loop {
+            let run = rest
+                .iter()
+                .position(|&b| !is_unreserved(b))
+                .unwrap_or(rest.len());
+            let (verbatim, tail) = rest.split_at_checked(run).unwrap_or((rest, &[]));
+            if !verbatim.is_empty() {
+                sink.put(verbatim);
+            }
+            let mut logical = Logical { rest: tail, decode };
+            let Some(b) = logical.next() else {
+                return;
+            };
             if is_unreserved(b) {
                 sink.put(&[b]);
             } else {
                 sink.put(&percent_encoded(b));
             }
+            rest = logical.rest;
         }
     }
 }
@@ -184,74 +223,264 @@ impl Iterator for Encoded<'_> {
     }
 }
 
+/// A key and a value, and what sorting needs to compare keys quickly.
 #[derive(Clone, Copy, Debug)]
 struct Pair<'a> {
-    key: Part<'a>,
-    value: Part<'a>,
+    key: &'a [u8],
+    value: &'a [u8],
+    /// The first 8 bytes of the key's encoded form, big-endian, padded with zeros. No
+    /// encoded byte is zero, so comparing prefixes orders keys as their encoded forms
+    /// would, unless the prefixes are equal.
+    key_prefix: u64,
+    key_form: Form,
+    value_form: Form,
 }
 
-impl Pair<'_> {
+impl<'a> Pair<'a> {
     const EMPTY: Pair<'static> = Pair {
-        key: Part::EMPTY,
-        value: Part::EMPTY,
+        key: b"",
+        value: b"",
+        key_prefix: 0,
+        key_form: Form::Verbatim,
+        value_form: Form::Verbatim,
     };
 
-    fn cmp_encoded(&self, other: &Self) -> Ordering {
-        self.key
-            .cmp_encoded(&other.key)
-            .then_with(|| self.value.cmp_encoded(&other.value))
-    }
-}
-
-/// The stack variant is the point: up to 32 pairs need no allocation.
-#[derive(Clone)]
-#[allow(clippy::large_enum_variant)]
-enum Pairs<'a> {
-    Inline {
-        pairs: [Pair<'a>; INLINE_PAIRS],
-        len: usize,
-    },
-    Heap(Vec<Pair<'a>>),
-}
-
-impl<'a> Pairs<'a> {
-    fn new() -> Self {
-        Self::Inline {
-            pairs: [Pair::EMPTY; INLINE_PAIRS],
-            len: 0,
+    #[inline]
+    fn new(key: Part<'a>, value: Part<'a>) -> Self {
+        Self {
+            key: key.bytes,
+            value: value.bytes,
+            key_prefix: encoded_prefix(&key),
+            key_form: key.form,
+            value_form: value.form,
         }
     }
 
-    fn push(&mut self, pair: Pair<'a>, size_hint: usize) {
-        match self {
-            Self::Inline { pairs, len } => {
-                if let Some(slot) = pairs.get_mut(*len) {
-                    *slot = pair;
-                    *len += 1;
-                } else {
-                    let mut heap = Vec::with_capacity(size_hint.max(INLINE_PAIRS + 1));
-                    heap.extend_from_slice(pairs);
-                    heap.push(pair);
-                    *self = Self::Heap(heap);
+    #[inline]
+    fn key(&self) -> Part<'a> {
+        Part {
+            bytes: self.key,
+            form: self.key_form,
+        }
+    }
+
+    #[inline]
+    fn value(&self) -> Part<'a> {
+        Part {
+            bytes: self.value,
+            form: self.value_form,
+        }
+    }
+
+    #[inline]
+    fn cmp_encoded(&self, other: &Self) -> Ordering {
+        let keys = match self.key_prefix.cmp(&other.key_prefix) {
+            Ordering::Equal
+                if self.key_form == Form::Verbatim
+                    && other.key_form == Form::Verbatim
+                    && self.key.len() <= 8
+                    && other.key.len() <= 8 =>
+            {
+                // Equal prefixes that hold both keys whole: equal keys.
+                Ordering::Equal
+            }
+            Ordering::Equal => self.key().cmp_encoded(&other.key()),
+            unequal => unequal,
+        };
+        keys.then_with(|| self.value().cmp_encoded(&other.value()))
+    }
+}
+
+/// See [`Pair::key_prefix`].
+#[inline]
+fn encoded_prefix(part: &Part<'_>) -> u64 {
+    if part.form == Form::Verbatim
+        && let Some(head) = part.bytes.first_chunk::<8>()
+    {
+        return u64::from_be_bytes(*head);
+    }
+    let mut prefix = [0u8; 8];
+    if part.form == Form::Verbatim {
+        for (dst, &b) in prefix.iter_mut().zip(part.bytes) {
+            *dst = b;
+        }
+    } else {
+        for (dst, b) in prefix.iter_mut().zip(part.encoded()) {
+            *dst = b;
+        }
+    }
+    u64::from_be_bytes(prefix)
+}
+
+/// The pairs of a raw query, in order: `&`-separated segments, empty ones skipped, each
+/// cut at its first `=` (none: the value is empty). One pass over the bytes finds the
+/// delimiters and whether each key and value is already in encoded form.
+struct RawPairs<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RawPairs<'a> {
+    type Item = Pair<'a>;
+
+    // Inlined so that each pair is built in its slot rather than returned through memory.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Pair<'a>> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let segment = self.rest;
+            // The key: up to the first `=` or `&`.
+            let mut i = 0;
+            let mut key_verbatim = true;
+            let mut eq = None;
+            while let Some(&b) = segment.get(i) {
+                if is_unreserved(b) {
+                    i += 1;
+                    continue;
+                }
+                if b == b'&' {
+                    break;
+                }
+                if b == b'=' {
+                    eq = Some(i);
+                    i += 1;
+                    break;
+                }
+                key_verbatim = false;
+                i += 1;
+            }
+            // The value, if any: up to the next `&`.
+            let mut value_verbatim = true;
+            if eq.is_some() {
+                while let Some(&b) = segment.get(i) {
+                    if is_unreserved(b) {
+                        i += 1;
+                        continue;
+                    }
+                    if b == b'&' {
+                        break;
+                    }
+                    value_verbatim = false;
+                    i += 1;
                 }
             }
-            Self::Heap(heap) => heap.push(pair),
+            // `i` is at the `&` ending the segment, or at the end of the input.
+            let end = i;
+            self.rest = segment.get(end + 1..).unwrap_or_default();
+            if end == 0 {
+                continue;
+            }
+            let form = |verbatim| if verbatim { Form::Verbatim } else { Form::Wire };
+            let (key, value) = match eq {
+                Some(eq) => (
+                    segment.get(..eq).unwrap_or_default(),
+                    segment.get(eq + 1..end).unwrap_or_default(),
+                ),
+                None => (segment.get(..end).unwrap_or_default(), &b""[..]),
+            };
+            let key = Part {
+                bytes: key,
+                form: form(key_verbatim),
+            };
+            return Some(Pair {
+                key: key.bytes,
+                value,
+                // Gathered above for a verbatim key; computed for any other.
+                key_prefix: match segment.first_chunk::<8>() {
+                    // A verbatim key is its own encoded form: its first bytes are those
+                    // of the segment, the rest of the word masked off.
+                    Some(head) if key_verbatim && key.bytes.len() >= 8 => u64::from_be_bytes(*head),
+                    Some(head) if key_verbatim => {
+                        let kept = 8 * key.bytes.len() as u32;
+                        u64::from_be_bytes(*head) & !(u64::MAX.checked_shr(kept).unwrap_or(0))
+                    }
+                    _ => encoded_prefix(&key),
+                },
+                key_form: key.form,
+                value_form: form(value_verbatim),
+            });
         }
     }
+}
 
-    fn as_slice(&self) -> &[Pair<'a>] {
-        match self {
-            Self::Inline { pairs, len } => pairs.get(..*len).unwrap_or(&[]),
-            Self::Heap(heap) => heap,
-        }
+/// Number of `&` bytes, eight at a time: a byte of `word ^ "&&&&&&&&"` is zero exactly
+/// where `word` holds a `&`, and the zero bytes of a word are counted without a branch.
+fn count_ampersands(raw: &[u8]) -> usize {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut words = raw.chunks_exact(8);
+    let mut count = 0;
+    for word in words.by_ref() {
+        let x = u64::from_ne_bytes(word.try_into().unwrap_or([0; 8])) ^ (ONES * u64::from(b'&'));
+        // Bit 7 of each byte of `nonzero` is set iff that byte of `x` is not zero.
+        let nonzero = ((x & LOW7) + LOW7) | x;
+        let zero_flags = (!nonzero >> 7) & ONES;
+        // Sum of the eight 0/1 bytes, gathered in the top byte.
+        count += (zero_flags.wrapping_mul(ONES) >> 56) as usize;
     }
+    count
+        + words
+            .remainder()
+            .iter()
+            .map(|&b| usize::from(b == b'&'))
+            .sum::<usize>()
+}
 
-    fn as_mut_slice(&mut self) -> &mut [Pair<'a>] {
-        match self {
-            Self::Inline { pairs, len } => pairs.get_mut(..*len).unwrap_or(&mut []),
-            Self::Heap(heap) => heap,
+/// Number of non-empty `&`-separated segments: the starts of runs of bytes other than
+/// `&`. Branch-free, so it runs at memory speed.
+fn count_pairs(raw: &[u8]) -> usize {
+    let first = raw.first().is_some_and(|&b| b != b'&');
+    let starts = raw
+        .iter()
+        .zip(raw.get(1..).unwrap_or_default())
+        .map(|(&prev, &b)| usize::from(prev == b'&' && b != b'&'))
+        .sum::<usize>();
+    usize::from(first) + starts
+}
+
+fn sort(pairs: &mut [Pair<'_>]) {
+    // Pairs that compare equal have identical encoded forms, so an unstable sort
+    // (which never allocates) gives the same output as a stable one.
+    pairs.sort_unstable_by(Pair::cmp_encoded);
+}
+
+fn write_pairs<S: Sink>(pairs: &[Pair<'_>], sink: &mut S) {
+    for (i, pair) in pairs.iter().enumerate() {
+        if i > 0 {
+            sink.put(b"&");
         }
+        pair.key().write(sink);
+        sink.put(b"=");
+        pair.value().write(sink);
     }
+}
+
+/// Cuts, sorts and streams a raw query of at most `N` pairs, on the stack.
+#[inline]
+fn write_raw<const N: usize, S: Sink>(raw: &[u8], sink: &mut S) {
+    let mut slots = [Pair::EMPTY; N];
+    let mut len = 0;
+    let mut raw_pairs = RawPairs { rest: raw };
+    for slot in &mut slots {
+        let Some(pair) = raw_pairs.next() else {
+            break;
+        };
+        *slot = pair;
+        len += 1;
+    }
+    let pairs = slots.get_mut(..len).unwrap_or_default();
+    sort(pairs);
+    write_pairs(pairs, sink);
+}
+
+#[derive(Clone)]
+enum Repr<'a> {
+    /// A raw query of at most `most` pairs (`most <= INLINE_PAIRS`), sorted on the
+    /// stack when written.
+    Raw { raw: &'a [u8], most: usize },
+    /// Pairs sorted once, one slot per pair.
+    Sorted(Vec<Pair<'a>>),
 }
 
 /// A canonical query string: the query's pairs decoded, re-encoded and sorted.
@@ -261,8 +490,9 @@ impl<'a> Pairs<'a> {
 /// the same result either way. `Display` prints the canonical string, which is also a valid
 /// query string to send.
 ///
-/// Borrowing: the value keeps references into its input and allocates only for more than
-/// [`INLINE_PAIRS`] pairs.
+/// Borrowing: the value keeps references into its input. A parsed query allocates only
+/// for more than [`INLINE_PAIRS`] pairs (one `Vec`, one slot per pair); a query built
+/// from pairs holds one `Vec` of them.
 ///
 /// ```
 /// use jg_hmac::CanonicalQuery;
@@ -274,7 +504,7 @@ impl<'a> Pairs<'a> {
 /// ```
 #[derive(Clone)]
 pub struct CanonicalQuery<'a> {
-    pairs: Pairs<'a>,
+    repr: Repr<'a>,
 }
 
 impl<'a> CanonicalQuery<'a> {
@@ -308,7 +538,8 @@ impl<'a> CanonicalQuery<'a> {
     }
 
     /// Parses a raw query, refusing one longer than `max_len` bytes or with more than
-    /// `max_pairs` non-empty `&`-separated segments.
+    /// `max_pairs` non-empty `&`-separated segments. Both limits are checked before any
+    /// allocation.
     ///
     /// # Errors
     /// [`Error::TooLarge`] with [`LimitKind::QueryLength`] or [`LimitKind::QueryPairs`].
@@ -325,28 +556,30 @@ impl<'a> CanonicalQuery<'a> {
         if raw.len() > max_len {
             return Err(Error::TooLarge(LimitKind::QueryLength));
         }
-        let mut pairs = Pairs::new();
-        let mut count = 0usize;
-        for segment in raw.split(|&b| b == b'&') {
-            if segment.is_empty() {
-                continue;
-            }
-            count += 1;
-            if count > max_pairs {
-                return Err(Error::TooLarge(LimitKind::QueryPairs));
-            }
-            let (key, value) = match segment.iter().position(|&b| b == b'=') {
-                Some(eq) => (segment.get(..eq), segment.get(eq + 1..)),
-                None => (Some(segment), Some(&b""[..])),
-            };
-            let pair = Pair {
-                key: Part::new(key.unwrap_or_default(), Form::Wire),
-                value: Part::new(value.unwrap_or_default(), Form::Wire),
-            };
-            // At most one segment per two bytes of the remaining input.
-            pairs.push(pair, raw.len() / 2 + 1);
+        // Every pair but the last ends at a `&`, so `&`s + 1 bounds the number of pairs.
+        // Counting them is one vectorized pass; when the bound is within the limits, as
+        // it is for nearly every request, the exact count is not needed.
+        let most = count_ampersands(raw) + 1;
+        if most <= INLINE_PAIRS && most <= max_pairs {
+            return Ok(Self {
+                repr: Repr::Raw { raw, most },
+            });
         }
-        Ok(Self::sorted(pairs))
+        let len = count_pairs(raw);
+        if len > max_pairs {
+            return Err(Error::TooLarge(LimitKind::QueryPairs));
+        }
+        if len <= INLINE_PAIRS {
+            return Ok(Self {
+                repr: Repr::Raw { raw, most: len },
+            });
+        }
+        let mut pairs = Vec::with_capacity(len);
+        pairs.extend(RawPairs { rest: raw });
+        sort(&mut pairs);
+        Ok(Self {
+            repr: Repr::Sorted(pairs),
+        })
     }
 
     /// The canonical form of the pairs a client intends to send, given as logical
@@ -367,32 +600,25 @@ impl<'a> CanonicalQuery<'a> {
         K: AsRef<[u8]> + ?Sized + 'a,
         V: AsRef<[u8]> + ?Sized + 'a,
     {
-        let iter = pairs.into_iter();
-        let hint = iter.size_hint().0;
-        let mut out = Pairs::new();
-        for (k, v) in iter {
-            let pair = Pair {
-                key: Part::new(k.as_ref(), Form::Plain),
-                value: Part::new(v.as_ref(), Form::Plain),
-            };
-            out.push(pair, hint);
+        let mut sorted: Vec<Pair<'a>> = pairs
+            .into_iter()
+            .map(|(k, v)| {
+                Pair::new(
+                    Part::new(k.as_ref(), Form::Plain),
+                    Part::new(v.as_ref(), Form::Plain),
+                )
+            })
+            .collect();
+        sort(&mut sorted);
+        Self {
+            repr: Repr::Sorted(sorted),
         }
-        Self::sorted(out)
     }
 
     fn empty() -> Self {
         Self {
-            pairs: Pairs::new(),
+            repr: Repr::Raw { raw: b"", most: 0 },
         }
-    }
-
-    fn sorted(mut pairs: Pairs<'a>) -> Self {
-        // Pairs that compare equal have identical encoded forms, so an unstable sort
-        // (which never allocates) gives the same output as a stable one.
-        pairs
-            .as_mut_slice()
-            .sort_unstable_by(|a, b| a.cmp_encoded(b));
-        Self { pairs }
     }
 
     /// Number of pairs (empty segments are not pairs).
@@ -401,7 +627,10 @@ impl<'a> CanonicalQuery<'a> {
     /// assert_eq!(jg_hmac::CanonicalQuery::parse("a=b=c&&").len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.pairs.as_slice().len()
+        match &self.repr {
+            Repr::Raw { raw, .. } => count_pairs(raw),
+            Repr::Sorted(pairs) => pairs.len(),
+        }
     }
 
     /// Whether the query has no pairs (its canonical form is the empty string).
@@ -415,23 +644,65 @@ impl<'a> CanonicalQuery<'a> {
 
     /// Streams the canonical form into `sink`.
     pub(crate) fn write<S: Sink>(&self, sink: &mut S) {
-        for (i, pair) in self.pairs.as_slice().iter().enumerate() {
-            if i > 0 {
-                sink.put(b"&");
-            }
-            pair.key.write(sink);
-            sink.put(b"=");
-            pair.value.write(sink);
+        match &self.repr {
+            Repr::Raw { raw: [], .. } => {}
+            // Most queries are short: a small array is quicker to set up.
+            Repr::Raw { raw, most: ..=8 } => write_raw::<8, S>(raw, sink),
+            Repr::Raw { raw, .. } => write_raw::<INLINE_PAIRS, S>(raw, sink),
+            Repr::Sorted(pairs) => write_pairs(pairs, sink),
         }
+    }
+}
+
+/// Writes a canonical form (ASCII by construction) to a formatter in chunks of up to
+/// 128 bytes gathered on the stack, rather than one formatter call per separator.
+struct FmtSink<'f, 'g> {
+    f: &'f mut fmt::Formatter<'g>,
+    buf: [u8; 128],
+    len: usize,
+    result: fmt::Result,
+}
+
+impl FmtSink<'_, '_> {
+    fn emit(&mut self, bytes: &[u8]) {
+        if self.result.is_ok() {
+            self.result = core::str::from_utf8(bytes)
+                .map_err(|_| fmt::Error)
+                .and_then(|s| self.f.write_str(s));
+        }
+    }
+
+    fn flush(&mut self) {
+        let buf = self.buf;
+        let len = core::mem::take(&mut self.len);
+        self.emit(buf.get(..len).unwrap_or_default());
+    }
+}
+
+impl Sink for FmtSink<'_, '_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+            self.len = end;
+            return;
+        }
+        self.flush();
+        self.emit(bytes);
     }
 }
 
 impl fmt::Display for CanonicalQuery<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Vec::new();
-        self.write(&mut out);
-        // The canonical form is ASCII by construction.
-        f.write_str(core::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        let mut sink = FmtSink {
+            f,
+            buf: [0; 128],
+            len: 0,
+            result: Ok(()),
+        };
+        self.write(&mut sink);
+        sink.flush();
+        sink.result
     }
 }
 
@@ -468,6 +739,108 @@ mod tests {
             ("k=%FF", "k=%FF"),
         ] {
             assert_eq!(canonical_query(raw), canonical, "raw {raw:?}");
+        }
+    }
+
+    /// Memory follows the number of pairs, not the query's length: an 8 KiB query with
+    /// 33 pairs once reserved room for 4,097.
+    #[test]
+    fn heap_capacity_bounded_by_max_pairs() {
+        let raw: Vec<String> = (0..33)
+            .map(|i| format!("k{i:02}={}", "v".repeat(240)))
+            .collect();
+        let raw = raw.join("&");
+        assert!(raw.len() > 8000);
+        let query = CanonicalQuery::parse_limited(raw.as_bytes(), 8192, 256).unwrap();
+        match &query.repr {
+            Repr::Sorted(heap) => assert!(heap.capacity() <= 256, "{}", heap.capacity()),
+            Repr::Raw { .. } => panic!("33 pairs must be on the heap"),
+        }
+    }
+
+    /// The textbook canonical form: split, decode, encode, sort the encoded pairs, join.
+    fn naive(raw: &[u8]) -> (String, usize) {
+        fn decode(part: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < part.len() {
+                let hex = part.get(i + 1..i + 3).and_then(|h| {
+                    u8::from_str_radix(std::str::from_utf8(h).ok()?, 16)
+                        .ok()
+                        .filter(|_| h.iter().all(u8::is_ascii_hexdigit))
+                });
+                match (part[i], hex) {
+                    (b'+', _) => (out.push(b' '), i += 1),
+                    (b'%', Some(b)) => (out.push(b), i += 3),
+                    (b, _) => (out.push(b), i += 1),
+                };
+            }
+            out
+        }
+        fn encode(bytes: &[u8]) -> String {
+            bytes
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect()
+        }
+        let mut pairs: Vec<(String, String)> = raw
+            .split(|&b| b == b'&')
+            .filter(|s| !s.is_empty())
+            .map(|seg| match seg.iter().position(|&b| b == b'=') {
+                Some(i) => (encode(&decode(&seg[..i])), encode(&decode(&seg[i + 1..]))),
+                None => (encode(&decode(seg)), String::new()),
+            })
+            .collect();
+        pairs.sort();
+        let joined: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        (joined.join("&"), pairs.len())
+    }
+
+    proptest::proptest! {
+        /// On both sides of `INLINE_PAIRS` (up to ~100 pairs here), with bytes chosen to
+        /// hit every delimiter, escape and run boundary.
+        #[test]
+        fn streaming_form_matches_the_textbook_one(
+            raw in proptest::collection::vec(
+                proptest::sample::select(b"aZ9-._~=&&&%%+2fF \xc3/".to_vec()),
+                0..300,
+            )
+        ) {
+            let query = CanonicalQuery::parse_bytes(&raw);
+            let (expected, len) = naive(&raw);
+            proptest::prop_assert_eq!(query.to_string(), expected);
+            proptest::prop_assert_eq!(query.len(), len);
+        }
+    }
+
+    #[test]
+    fn counts_ampersands_at_every_place_and_length() {
+        for len in 0..40 {
+            for mask in [
+                0u64,
+                u64::MAX,
+                0x5555_5555_5555,
+                0x8000_0001_0000_0001,
+                0xff00,
+            ] {
+                let raw: Vec<u8> = (0..len)
+                    .map(|i| {
+                        if mask >> (i % 64) & 1 == 1 {
+                            b'&'
+                        } else {
+                            b'%' + (i as u8 % 3)
+                        }
+                    })
+                    .collect();
+                let expected = raw.iter().filter(|&&b| b == b'&').count();
+                assert_eq!(count_ampersands(&raw), expected, "{raw:?}");
+            }
         }
     }
 

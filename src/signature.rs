@@ -7,20 +7,67 @@ use subtle::ConstantTimeEq;
 
 /// 32 bytes as 64 lowercase hex digits.
 pub(crate) fn hex_lower(bytes: &[u8; 32]) -> [u8; 64] {
+    #[inline]
+    fn digit(nibble: u8) -> u8 {
+        // Branch-free, so the loop vectorizes.
+        nibble + if nibble < 10 { b'0' } else { b'a' - 10 }
+    }
     let mut out = [0u8; 64];
-    // Cannot fail: the output is exactly twice the input's length.
-    let _ = hex::encode_to_slice(bytes, &mut out);
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        if let [hi, lo] = pair {
+            *hi = digit(b >> 4);
+            *lo = digit(b & 0x0f);
+        }
+    }
     out
 }
 
 /// Parses exactly 64 hex digits (either case) into 32 bytes.
+///
+/// Eight digits at a time, in one `u64` and without a branch per digit: every byte is
+/// range-checked at once (each byte's high bit is a flag, so no borrow crosses bytes),
+/// and the check of all 64 digits is tested once at the end.
 pub(crate) fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if hex.len() != 64 {
-        return None;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    /// High bit of each byte set iff that byte (below 0x80) is `>= n`.
+    #[inline(always)]
+    fn at_least(x: u64, n: u8) -> u64 {
+        ((x | HIGH) - ONES * u64::from(n)) & HIGH
     }
-    hex::decode_to_slice(hex, &mut out).ok()?;
-    Some(out)
+    let hex: &[u8; 64] = hex.try_into().ok()?;
+    let mut out = [0u8; 32];
+    let mut valid = HIGH;
+    for (dst, src) in out.chunks_exact_mut(4).zip(hex.chunks_exact(8)) {
+        let x = u64::from_le_bytes(src.try_into().unwrap_or([0; 8]));
+        let ascii = !x & HIGH;
+        let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
+        let folded = x | (ONES * 0x20);
+        let letter = at_least(folded, b'a') & !at_least(folded, b'f' + 1);
+        valid &= ascii & (digit | letter);
+        // Low nibble, plus 9 for a letter: 'a' and 'A' are 0x?1.
+        let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
+        // Digit 2k is the high nibble of byte k, digit 2k+1 the low one.
+        let pairs =
+            ((nibbles & 0x00ff_00ff_00ff_00ff) << 4) | ((nibbles >> 8) & 0x00ff_00ff_00ff_00ff);
+        let packed = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+        let packed = (packed | (packed >> 16)) as u32;
+        dst.copy_from_slice(&packed.to_le_bytes());
+    }
+    (valid == HIGH).then_some(out)
+}
+
+/// Constant-time equality of two 32-byte values: the XOR of each 8-byte word is OR-ed
+/// together with no data-dependent branch, and only the final word is compared (by
+/// `subtle`, through its optimisation barrier).
+fn ct_eq_32(a: &[u8; 32], b: &[u8; 32]) -> subtle::Choice {
+    let mut diff = 0u64;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let x = u64::from_ne_bytes(x.try_into().unwrap_or([0; 8]));
+        let y = u64::from_ne_bytes(y.try_into().unwrap_or([0; 8]));
+        diff |= x ^ y;
+    }
+    diff.ct_eq(&0)
 }
 
 /// A JG-HMAC-SHA256 signature: the 32 bytes of an HMAC-SHA256 tag.
@@ -103,7 +150,7 @@ impl Signature {
 impl PartialEq for Signature {
     /// Constant-time comparison of all 32 bytes.
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        ct_eq_32(&self.0, &other.0).into()
     }
 }
 
@@ -111,7 +158,7 @@ impl Eq for Signature {}
 
 impl ConstantTimeEq for Signature {
     fn ct_eq(&self, other: &Self) -> subtle::Choice {
-        self.0.ct_eq(&other.0)
+        ct_eq_32(&self.0, &other.0)
     }
 }
 
@@ -286,6 +333,46 @@ mod tests {
             assert!(Signature::from_hex(&bad).is_none(), "{bad:?}");
         }
         assert!(Signature::from_hex(&good).is_some());
+    }
+
+    #[test]
+    fn hex_agrees_with_the_hex_crate_on_every_byte() {
+        for k in 0..8u8 {
+            let bytes: [u8; 32] = core::array::from_fn(|i| k * 32 + i as u8);
+            assert_eq!(hex_lower(&bytes)[..], *hex::encode(bytes).as_bytes());
+            assert_eq!(parse_hex32(&hex_lower(&bytes)), Some(bytes));
+            assert_eq!(
+                parse_hex32(hex::encode_upper(bytes).as_bytes()),
+                Some(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn every_non_hex_byte_is_refused_at_every_place() {
+        for c in 0..=255u8 {
+            for place in 0..64 {
+                let mut hex = [b'a'; 64];
+                hex[place] = c;
+                assert_eq!(
+                    parse_hex32(&hex).is_some(),
+                    c.is_ascii_hexdigit(),
+                    "byte {c:#04x} at {place}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn equality_checks_every_bit() {
+        let a = Signature([0x5a; 32]);
+        for bit in 0..256 {
+            let mut b = [0x5a; 32];
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert_ne!(a, Signature(b), "bit {bit}");
+            assert!(!bool::from(a.ct_eq(&Signature(b))), "bit {bit}");
+        }
+        assert!(bool::from(a.ct_eq(&Signature([0x5a; 32]))));
     }
 
     #[test]

@@ -15,51 +15,64 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// Gathers small writes into 64-byte blocks before they reach the MAC, so that
-/// percent-encoded bytes do not each cost a call into the hash's block buffer.
-pub(crate) struct MacSink {
-    mac: HmacSha256,
-    buf: [u8; 64],
+/// Gathers the small writes of a string-to-sign before they reach the MAC, so that
+/// separators and percent-encoded bytes do not each cost a call into the hash's block
+/// buffer. A typical string-to-sign (well under 256 bytes) reaches the MAC in one update,
+/// as it would if it had been built whole.
+pub(crate) struct MacSink<'m> {
+    /// Borrowed, so that the keyed state (a few hundred bytes) is not moved in and out.
+    mac: &'m mut HmacSha256,
+    buf: [u8; MacSink::CAPACITY],
     len: usize,
 }
 
-impl MacSink {
+impl<'m> MacSink<'m> {
+    const CAPACITY: usize = 256;
+
     #[inline]
-    pub(crate) fn new(mac: HmacSha256) -> Self {
+    pub(crate) fn new(mac: &'m mut HmacSha256) -> Self {
         Self {
             mac,
-            buf: [0; 64],
+            buf: [0; Self::CAPACITY],
             len: 0,
         }
     }
 
+    /// Hands what is still buffered to the MAC, which then holds the whole string.
     #[inline]
-    pub(crate) fn finish(mut self) -> [u8; 32] {
+    pub(crate) fn flush(self) {
         if let Some(rest) = self.buf.get(..self.len) {
             self.mac.update(rest);
         }
-        self.mac.finalize().into_bytes().into()
+    }
+
+    /// The slow path of [`Sink::put`]: the buffer is full.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, bytes: &[u8]) {
+        if let Some(pending) = self.buf.get(..self.len) {
+            self.mac.update(pending);
+        }
+        self.len = 0;
+        if bytes.len() >= Self::CAPACITY {
+            self.mac.update(bytes);
+        } else if let Some(dst) = self.buf.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len = bytes.len();
+        }
     }
 }
 
-impl Sink for MacSink {
-    #[inline]
+impl Sink for MacSink<'_> {
+    /// Inlined, so that the constant separators (`\n`, `&`, `=`) become single stores.
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
         if let Some(dst) = self.buf.get_mut(self.len..end) {
             dst.copy_from_slice(bytes);
             self.len = end;
-            return;
-        }
-        if let Some(pending) = self.buf.get(..self.len) {
-            self.mac.update(pending);
-        }
-        self.len = 0;
-        if bytes.len() >= self.buf.len() {
-            self.mac.update(bytes);
-        } else if let Some(dst) = self.buf.get_mut(..bytes.len()) {
-            dst.copy_from_slice(bytes);
-            self.len = bytes.len();
+        } else {
+            self.spill(bytes);
         }
     }
 }

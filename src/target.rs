@@ -95,6 +95,11 @@ fn split_at_byte(bytes: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
 /// For an absolute-form target, what follows `scheme://` (RFC 3986 §3.1: a letter, then
 /// letters, digits, `+`, `-` or `.`). A target starting with `/` is never absolute-form.
 fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
+    // Origin-form (`/…`, nearly every request) is settled by its first byte, before the
+    // search for a `:` below scans the whole path.
+    if !target.first()?.is_ascii_alphabetic() {
+        return None;
+    }
     let colon = target.iter().position(|&b| b == b':')?;
     let (scheme, rest) = (target.get(..colon)?, target.get(colon..)?);
     let (first, tail) = scheme.split_first()?;
