@@ -59,7 +59,9 @@ impl Default for Limits {
 /// 1. the client id (`X-Client-Id`, or its alias `X-Access-Key`), then `X-Timestamp`,
 ///    then `X-Signature`: each absent → `missing_header`; repeated, conflicting, empty,
 ///    not visible ASCII or not of its syntax → `malformed_header`;
-/// 2. `Content-Type`, when an allow-list is set → `unsupported_content_type`;
+/// 2. `Content-Type`, when an allow-list is set → `unsupported_content_type` (a
+///    missing `Content-Type` with a non-empty body is caught once the body hash is known,
+///    first thing in [`Verifier::finish`]);
 /// 3. the timestamp window → `timestamp_out_of_range`;
 /// 4. the query's size limits → `request_too_large`;
 /// 5. the credential: unknown, revoked or without an active key → `client_id`;
@@ -206,6 +208,17 @@ impl Verifier {
         self
     }
 
+    /// Whether unknown client ids are answered like bad signatures (see
+    /// [`Verifier::with_hidden_unknown_clients`]). Middleware that rejects unknown clients
+    /// before reading the body reads this to keep the answers alike.
+    ///
+    /// ```
+    /// assert!(!jg_hmac::Verifier::new().hides_unknown_clients());
+    /// ```
+    pub fn hides_unknown_clients(&self) -> bool {
+        self.hide_unknown_clients
+    }
+
     /// Sets the size limits.
     ///
     /// ```
@@ -282,9 +295,9 @@ impl Verifier {
     /// key that matched is returned.
     ///
     /// # Errors
-    /// `client_id` (no credential, a credential for another id, or no key active at the
-    /// request's `now`), `unsupported_content_type` (a body without `Content-Type` while an
-    /// allow-list is set), `invalid_signature`.
+    /// `unsupported_content_type` (a body without `Content-Type` while an allow-list is
+    /// set; checked first), `client_id` (no credential, a credential for another id, or no
+    /// key active at the request's `now`), `invalid_signature`.
     ///
     /// ```
     /// use jg_hmac::{AuthHeaders, ContentHash, Credential, Secret, Signer, Target, Verifier};
@@ -318,6 +331,12 @@ impl Verifier {
         credential: Option<&'c Credential>,
         content: &ContentHash,
     ) -> Result<&'c SigningKey, Error> {
+        // Before the credential, as in the check order (step 2): answered this late, it
+        // told a known client (`unsupported_content_type`) from an unknown one even with
+        // hidden unknown clients.
+        if prepared.body_must_be_empty && *content != ContentHash::EMPTY {
+            return Err(Error::UnsupportedContentType);
+        }
         let credential = credential.filter(|c| c.client_id() == prepared.client_id);
         let active = credential
             .map(|c| c.keys().iter().any(|k| k.is_active_at(prepared.now)))
@@ -334,9 +353,6 @@ impl Verifier {
             }
             return Err(Error::UnknownClient);
         };
-        if prepared.body_must_be_empty && *content != ContentHash::EMPTY {
-            return Err(Error::UnsupportedContentType);
-        }
         let mut found = Choice::from(0);
         let mut index = 0u64;
         for (i, key) in credential.keys().iter().enumerate() {
