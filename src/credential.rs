@@ -110,10 +110,17 @@ impl core::fmt::Debug for SigningKey {
 /// assert!(cred.revoke("old"));
 /// assert_eq!(cred.keys()[0].id(), "new");
 /// ```
+///
+/// A credential may also carry what the service needs to know about the client once it
+/// is authenticated: [scopes](Credential::with_scope) and any typed
+/// [attributes](Credential::with_extension) (an environment, a tenant, rate-limit tier).
+/// Verification never reads them; middleware hands them to the handler.
 #[derive(Clone, Debug)]
 pub struct Credential {
     client_id: String,
     keys: Vec<SigningKey>,
+    scopes: Vec<String>,
+    extensions: http::Extensions,
 }
 
 impl Credential {
@@ -126,6 +133,8 @@ impl Credential {
         Self {
             client_id: client_id.into(),
             keys: Vec::new(),
+            scopes: Vec::new(),
+            extensions: http::Extensions::new(),
         }
     }
 
@@ -193,6 +202,60 @@ impl Credential {
     /// ```
     pub fn keys(&self) -> &[SigningKey] {
         &self.keys
+    }
+
+    /// Grants a scope (an opaque label such as `"transactions:write"`), kept in order.
+    ///
+    /// ```
+    /// let cred = jg_hmac::Credential::new("c").with_scope("orders:read").with_scope("orders:write");
+    /// assert_eq!(cred.scopes(), ["orders:read", "orders:write"]);
+    /// ```
+    #[must_use]
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// The scopes granted, in the order they were added.
+    ///
+    /// ```
+    /// assert!(jg_hmac::Credential::new("c").scopes().is_empty());
+    /// ```
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Whether `scope` was granted (exact, case-sensitive match).
+    ///
+    /// ```
+    /// let cred = jg_hmac::Credential::new("c").with_scope("orders:read");
+    /// assert!(cred.has_scope("orders:read") && !cred.has_scope("orders:write"));
+    /// ```
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Attaches a typed attribute, replacing any earlier one of the same type.
+    ///
+    /// ```
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Tenant(u32);
+    /// let cred = jg_hmac::Credential::new("c").with_extension(Tenant(7));
+    /// assert_eq!(cred.extensions().get::<Tenant>(), Some(&Tenant(7)));
+    /// ```
+    #[must_use]
+    pub fn with_extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// The typed attributes (an [`http::Extensions`] map; its `Debug` shows no values).
+    ///
+    /// ```
+    /// assert!(jg_hmac::Credential::new("c").extensions().is_empty());
+    /// ```
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.extensions
     }
 }
 

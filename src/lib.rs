@@ -32,6 +32,18 @@ mod sink;
 mod target;
 mod verifier;
 
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
+
+pub mod raw;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
+
 pub use canonical::{ALGORITHM, CanonicalRequest, VisibleNewlines};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use credential::{Credential, CredentialLookup, SigningKey};

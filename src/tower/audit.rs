@@ -1,0 +1,150 @@
+//! Audit events (through `tracing`) and request ids.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::headers::is_visible_ascii;
+
+/// The `tracing` target of the layer's audit events.
+///
+/// One event per request, at `INFO` when accepted and `WARN` when refused, with fields
+/// `request_id`, `outcome` (`accepted` or the error code), `status`, `client_id` (`-` when
+/// none could be read), `method`, `path` (first 256 bytes), `key_id` (accepted only),
+/// `sig` (the signature's first 8 hex digits, when it could be read), `latency_us`
+/// (until the response head was ready, inner service included) and, on a store failure,
+/// `store_error`. Never a secret, a full signature, a body or a query string.
+///
+/// ```
+/// assert_eq!(jg_hmac::tower::AUDIT_TARGET, "jg_hmac::audit");
+/// ```
+pub const AUDIT_TARGET: &str = "jg_hmac::audit";
+
+/// Longest incoming `X-Request-Id` reused as is; longer ones are replaced.
+pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Longest path prefix written to an audit event.
+const MAX_LOGGED_PATH: usize = 256;
+
+/// The incoming request id if it is sane (1 to 128 bytes of visible ASCII), else a new
+/// one.
+pub(crate) fn request_id(incoming: Option<&http::HeaderValue>) -> String {
+    match incoming.map(http::HeaderValue::as_bytes) {
+        Some(v) if !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && is_visible_ascii(v) => {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => new_request_id(),
+    }
+}
+
+/// A fresh request id: 16 hex digits, unique within the process (a counter) and not
+/// guessable across processes (hashed with a per-process random key).
+pub(crate) fn new_request_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let h = KEY.get_or_init(RandomState::new).hash_one(n);
+    format!("{h:016x}")
+}
+
+/// What one audit event says.
+pub(crate) struct Event<'a> {
+    pub request_id: &'a str,
+    pub outcome: &'static str,
+    pub status: u16,
+    pub client_id: Option<&'a str>,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub key_id: Option<&'a str>,
+    pub sig: Option<&'a str>,
+    pub latency: Duration,
+    pub store_error: Option<&'a dyn std::fmt::Display>,
+}
+
+impl Event<'_> {
+    pub(crate) fn emit(&self) {
+        let path = truncate(self.path, MAX_LOGGED_PATH);
+        let latency_us = u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX);
+        let client_id = self.client_id.unwrap_or("-");
+        let key_id = self.key_id.unwrap_or("-");
+        let sig = self.sig.unwrap_or("-");
+        if self.outcome == "accepted" {
+            tracing::info!(
+                target: "jg_hmac::audit",
+                request_id = self.request_id,
+                outcome = self.outcome,
+                status = self.status,
+                client_id,
+                method = self.method,
+                path,
+                key_id,
+                sig,
+                latency_us,
+                "request authenticated"
+            );
+        } else if let Some(store_error) = self.store_error {
+            tracing::warn!(
+                target: "jg_hmac::audit",
+                request_id = self.request_id,
+                outcome = self.outcome,
+                status = self.status,
+                client_id,
+                method = self.method,
+                path,
+                sig,
+                latency_us,
+                store_error = %store_error,
+                "request refused"
+            );
+        } else {
+            tracing::warn!(
+                target: "jg_hmac::audit",
+                request_id = self.request_id,
+                outcome = self.outcome,
+                status = self.status,
+                client_id,
+                method = self.method,
+                path,
+                sig,
+                latency_us,
+                "request refused"
+            );
+        }
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_reused_only_when_sane() {
+        let ok = http::HeaderValue::from_static("req-123_abc");
+        assert_eq!(request_id(Some(&ok)), "req-123_abc");
+        let spaced = http::HeaderValue::from_static("a b");
+        assert_eq!(request_id(Some(&spaced)).len(), 16);
+        let long = http::HeaderValue::from_str(&"x".repeat(129)).unwrap();
+        assert_eq!(request_id(Some(&long)).len(), 16);
+        assert_ne!(new_request_id(), new_request_id());
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("abc", 2), "ab");
+        assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(truncate("abc", 5), "abc");
+    }
+}

@@ -1,0 +1,165 @@
+//! The authenticated identity the layer puts in request extensions.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::credential::{Credential, SigningKey};
+
+use super::store::Environment;
+
+/// Who signed a request that the [`VerifyLayer`](super::VerifyLayer) accepted: put in the
+/// request's extensions for the handler.
+///
+/// It carries the whole [`Credential`] as the store returned it, so whatever the store
+/// attached (scopes, typed extensions such as a tenant) reaches the handler. With the
+/// `axum` feature it is an extractor; otherwise read it with
+/// `request.extensions().get::<Authenticated>()`.
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use jg_hmac::tower::Authenticated;
+///
+/// async fn buy(who: Authenticated) -> String {
+///     if !who.credential().has_scope("transactions:write") {
+///         return "forbidden".into();
+///     }
+///     format!("hello {} (key {})", who.client_id(), who.key_id())
+/// }
+/// # let _ = buy;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Authenticated {
+    credential: Arc<Credential>,
+    key_index: usize,
+    timestamp: u64,
+    request_id: Arc<str>,
+}
+
+impl Authenticated {
+    pub(crate) fn new(
+        credential: Arc<Credential>,
+        key_index: usize,
+        timestamp: u64,
+        request_id: Arc<str>,
+    ) -> Self {
+        Self {
+            credential,
+            key_index,
+            timestamp,
+            request_id,
+        }
+    }
+
+    /// The authenticated client id.
+    pub fn client_id(&self) -> &str {
+        self.credential.client_id()
+    }
+
+    /// The id of the secret that matched (during a rotation overlap, tells which one the
+    /// partner uses).
+    pub fn key_id(&self) -> &str {
+        self.credential
+            .keys()
+            .get(self.key_index)
+            .map_or("", SigningKey::id)
+    }
+
+    /// The credential, with its scopes and extensions.
+    pub fn credential(&self) -> &Arc<Credential> {
+        &self.credential
+    }
+
+    /// The scopes of the credential.
+    pub fn scopes(&self) -> &[String] {
+        self.credential.scopes()
+    }
+
+    /// The environment the client id names (`jk_live_…`, `jk_test_…`), if any.
+    pub fn environment(&self) -> Option<Environment> {
+        Environment::of(self.client_id())
+    }
+
+    /// The request's `X-Timestamp` (UNIX seconds).
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+
+    /// The request id the layer used in its audit event (the incoming `X-Request-Id` if
+    /// it was sane, else a generated one).
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
+impl fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("client_id", &self.client_id())
+            .field("key_id", &self.key_id())
+            .field("scopes", &self.scopes())
+            .field("timestamp", &self.timestamp)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
+#[cfg(feature = "axum")]
+mod extract {
+    use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+    use axum_core::response::{IntoResponse, Response};
+    use http::request::Parts;
+
+    use super::Authenticated;
+
+    /// The rejection of the [`Authenticated`] extractor: the request did not pass through
+    /// a [`VerifyLayer`](crate::tower::VerifyLayer), a server misconfiguration. Answers
+    /// `500` with the JSON error body (code `authentication_not_configured`) rather than
+    /// run the handler unauthenticated.
+    ///
+    /// ```
+    /// use axum_core::response::IntoResponse;
+    /// let response = jg_hmac::tower::MissingAuthentication.into_response();
+    /// assert_eq!(response.status(), 500);
+    /// ```
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct MissingAuthentication;
+
+    impl IntoResponse for MissingAuthentication {
+        fn into_response(self) -> Response {
+            use crate::clock::Clock;
+            let response = crate::tower::layer::Failure::NotConfigured.response(
+                &crate::tower::audit::new_request_id(),
+                crate::clock::SystemClock.now(),
+                None,
+            );
+            response.map(axum_core::body::Body::new)
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+        type Rejection = MissingAuthentication;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            parts
+                .extensions
+                .get::<Authenticated>()
+                .cloned()
+                .ok_or(MissingAuthentication)
+        }
+    }
+
+    impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
+        type Rejection = std::convert::Infallible;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Ok(parts.extensions.get::<Authenticated>().cloned())
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use extract::MissingAuthentication;
