@@ -11,6 +11,10 @@ use crate::sink::{MacSink, Sink};
 use crate::target::Target;
 
 /// First line of every string-to-sign.
+///
+/// ```
+/// assert_eq!(jg_hmac::ALGORITHM, "JG-HMAC-SHA256");
+/// ```
 pub const ALGORITHM: &str = "JG-HMAC-SHA256";
 
 /// What a JG-HMAC-SHA256 signature covers, apart from the timestamp and the body hash:

@@ -3,12 +3,28 @@
 use core::fmt;
 
 /// `X-Client-Id`: the partner's public client id.
+///
+/// ```
+/// assert_eq!(jg_hmac::CLIENT_ID, "X-Client-Id");
+/// ```
 pub const CLIENT_ID: &str = "X-Client-Id";
 /// `X-Access-Key`: the seed's examples' name for the client id, accepted as an alias.
+///
+/// ```
+/// assert_eq!(jg_hmac::ACCESS_KEY, "X-Access-Key");
+/// ```
 pub const ACCESS_KEY: &str = "X-Access-Key";
 /// `X-Timestamp`: UNIX time in seconds, as signed.
+///
+/// ```
+/// assert_eq!(jg_hmac::TIMESTAMP, "X-Timestamp");
+/// ```
 pub const TIMESTAMP: &str = "X-Timestamp";
 /// `X-Signature`: 64 hex digits of HMAC-SHA256.
+///
+/// ```
+/// assert_eq!(jg_hmac::SIGNATURE, "X-Signature");
+/// ```
 pub const SIGNATURE: &str = "X-Signature";
 
 /// What was seen of one header name.

@@ -19,6 +19,10 @@ use crate::sink::Sink;
 
 /// Number of query pairs of a request canonicalized without touching the heap (parsing,
 /// sorting and streaming all happen on the stack up to this many).
+///
+/// ```
+/// assert_eq!(jg_hmac::INLINE_PAIRS, 32);
+/// ```
 pub const INLINE_PAIRS: usize = 32;
 
 /// `A–Z a–z 0–9 - . _ ~`: the bytes that are never percent-encoded, as a lookup table.

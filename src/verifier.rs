@@ -14,9 +14,17 @@ use crate::signature::{ContentHash, Signature};
 use crate::target::Target;
 
 /// Default tolerance, each way, between `X-Timestamp` and the verifier's clock: 300 s.
+///
+/// ```
+/// assert_eq!(jg_hmac::DEFAULT_WINDOW, 300);
+/// ```
 pub const DEFAULT_WINDOW: u64 = 300;
 
 /// Most digits an `X-Timestamp` may have (SPEC-NOTES §5).
+///
+/// ```
+/// assert_eq!(jg_hmac::MAX_TIMESTAMP_DIGITS, 18);
+/// ```
 pub const MAX_TIMESTAMP_DIGITS: usize = 18;
 
 /// Size limits on what a client sends, checked before any work proportional to it.
@@ -539,21 +547,45 @@ pub struct Prepared<'a> {
 
 impl<'a> Prepared<'a> {
     /// The client id to look the credential up by (not yet authenticated).
+    ///
+    /// ```
+    /// fn show(p: &jg_hmac::Prepared<'_>) -> String {
+    ///     p.client_id().to_owned()
+    /// }
+    /// ```
     pub fn client_id(&self) -> &'a str {
         self.client_id
     }
 
     /// The `X-Timestamp` value, in UNIX seconds.
+    ///
+    /// ```
+    /// fn show(p: &jg_hmac::Prepared<'_>) -> String {
+    ///     p.timestamp().to_string()
+    /// }
+    /// ```
     pub fn timestamp(&self) -> u64 {
         self.timestamp
     }
 
     /// The signature the request carries (not yet checked).
+    ///
+    /// ```
+    /// fn show(p: &jg_hmac::Prepared<'_>) -> String {
+    ///     p.signature().short_hex()
+    /// }
+    /// ```
     pub fn signature(&self) -> &Signature {
         &self.signature
     }
 
     /// The canonical request the verifier rebuilt.
+    ///
+    /// ```
+    /// fn show(p: &jg_hmac::Prepared<'_>) -> String {
+    ///     p.canonical_request().query().to_string()
+    /// }
+    /// ```
     pub fn canonical_request(&self) -> &CanonicalRequest<'a> {
         &self.request
     }
@@ -561,6 +593,12 @@ impl<'a> Prepared<'a> {
     /// The string-to-sign the verifier computed for this request and body hash. It holds
     /// no secret: show it to an operator after `invalid_signature` to diff against the
     /// partner's.
+    ///
+    /// ```
+    /// fn show(p: &jg_hmac::Prepared<'_>) -> String {
+    ///     p.string_to_sign(&jg_hmac::ContentHash::EMPTY)
+    /// }
+    /// ```
     pub fn string_to_sign(&self, content: &ContentHash) -> String {
         let timestamp = core::str::from_utf8(self.timestamp_raw).unwrap_or_default();
         self.request.string_to_sign(timestamp, content)
@@ -597,11 +635,23 @@ pub struct Verified {
 
 impl Verified {
     /// The authenticated client id.
+    ///
+    /// ```
+    /// fn show(v: &jg_hmac::Verified) -> String {
+    ///     v.client_id().to_owned()
+    /// }
+    /// ```
     pub fn client_id(&self) -> &str {
         self.credential.client_id()
     }
 
     /// The id of the key that matched.
+    ///
+    /// ```
+    /// fn show(v: &jg_hmac::Verified) -> String {
+    ///     v.key_id().to_owned()
+    /// }
+    /// ```
     pub fn key_id(&self) -> &str {
         self.credential
             .keys()
@@ -610,16 +660,34 @@ impl Verified {
     }
 
     /// The credential, as the lookup returned it.
+    ///
+    /// ```
+    /// fn show(v: &jg_hmac::Verified) -> String {
+    ///     v.credential().scopes().join(",")
+    /// }
+    /// ```
     pub fn credential(&self) -> &Arc<Credential> {
         &self.credential
     }
 
     /// The request's timestamp (UNIX seconds).
+    ///
+    /// ```
+    /// fn show(v: &jg_hmac::Verified) -> String {
+    ///     v.timestamp().to_string()
+    /// }
+    /// ```
     pub fn timestamp(&self) -> u64 {
         self.timestamp
     }
 
     /// The request's signature, e.g. for a replay guard.
+    ///
+    /// ```
+    /// fn show(v: &jg_hmac::Verified) -> String {
+    ///     v.signature().short_hex()
+    /// }
+    /// ```
     pub fn signature(&self) -> &Signature {
         &self.signature
     }

@@ -52,12 +52,24 @@ impl Authenticated {
     }
 
     /// The authenticated client id.
+    ///
+    /// ```
+    /// fn handle(auth: &jg_hmac::tower::Authenticated) -> String {
+    ///     auth.client_id().to_owned()
+    /// }
+    /// ```
     pub fn client_id(&self) -> &str {
         self.credential.client_id()
     }
 
     /// The id of the secret that matched (during a rotation overlap, tells which one the
     /// partner uses).
+    ///
+    /// ```
+    /// fn handle(auth: &jg_hmac::tower::Authenticated) -> String {
+    ///     format!("{} signed with key {}", auth.client_id(), auth.key_id())
+    /// }
+    /// ```
     pub fn key_id(&self) -> &str {
         self.credential
             .keys()
@@ -66,27 +78,57 @@ impl Authenticated {
     }
 
     /// The credential, with its scopes and extensions.
+    ///
+    /// ```
+    /// fn handle(auth: &jg_hmac::tower::Authenticated) -> String {
+    ///     auth.credential().scopes().join(",")
+    /// }
+    /// ```
     pub fn credential(&self) -> &Arc<Credential> {
         &self.credential
     }
 
     /// The scopes of the credential.
+    ///
+    /// ```
+    /// fn handle(auth: &jg_hmac::tower::Authenticated) -> String {
+    ///     auth.scopes().join(",")
+    /// }
+    /// ```
     pub fn scopes(&self) -> &[String] {
         self.credential.scopes()
     }
 
     /// The environment the client id names (`jk_live_…`, `jk_test_…`), if any.
+    ///
+    /// ```
+    /// fn handle(auth: &jg_hmac::tower::Authenticated) -> String {
+    ///     format!("{:?}", auth.environment())
+    /// }
+    /// ```
     pub fn environment(&self) -> Option<Environment> {
         Environment::of(self.client_id())
     }
 
     /// The request's `X-Timestamp` (UNIX seconds).
+    ///
+    /// ```
+    /// fn handle(auth: &jg_hmac::tower::Authenticated) -> String {
+    ///     auth.timestamp().to_string()
+    /// }
+    /// ```
     pub fn timestamp(&self) -> u64 {
         self.timestamp
     }
 
     /// The request id the layer used in its audit event (the incoming `X-Request-Id` if
     /// it was sane, else a generated one).
+    ///
+    /// ```
+    /// fn handle(auth: &jg_hmac::tower::Authenticated) -> String {
+    ///     auth.request_id().to_owned()
+    /// }
+    /// ```
     pub fn request_id(&self) -> &str {
         &self.request_id
     }

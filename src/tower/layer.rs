@@ -28,12 +28,30 @@ use super::replay::{AsyncReplayGuard, NoReplayGuard};
 use super::store::{CredentialStore, Environment, StoreError};
 
 /// Default largest body the layer reads: 1 MiB. Larger is `413 request_too_large`.
+///
+/// ```
+/// assert_eq!(jg_hmac::tower::DEFAULT_BODY_LIMIT, 1 << 20);
+/// ```
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The body type the layer hands to the inner service: the bytes received, in one piece.
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// async fn handler(req: http::Request<jg_hmac::tower::VerifiedBody>) -> usize {
+///     // The exact bytes that were verified.
+///     req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0)
+/// }
+/// ```
 pub type VerifiedBody = Full<Bytes>;
 
 /// The layer's response body: the inner service's, or the layer's JSON error body.
+///
+/// ```
+/// type Body = jg_hmac::tower::ResponseBody<http_body_util::Full<bytes::Bytes>>;
+/// let error_body: Body = http_body_util::Either::Right(http_body_util::Full::default());
+/// # let _ = error_body;
+/// ```
 pub type ResponseBody<B> = Either<B, Full<Bytes>>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -857,6 +875,11 @@ impl Failure {
 
 /// The future of [`Verify`]: ready at once when the headers alone condemn the request
 /// (no allocation), else the boxed verification and inner call.
+///
+/// ```
+/// fn is_future<F: std::future::Future>() {}
+/// is_future::<jg_hmac::tower::ResponseFuture<http_body_util::Full<bytes::Bytes>, std::convert::Infallible>>();
+/// ```
 pub struct ResponseFuture<B, E> {
     state: State<B, E>,
 }

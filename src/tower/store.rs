@@ -100,6 +100,11 @@ pub trait CredentialStore: Send + Sync + 'static {
 }
 
 /// A boxed future, as returned by [`DynCredentialStore`].
+///
+/// ```
+/// let fut: jg_hmac::tower::BoxFuture<'static, u8> = Box::pin(async { 7 });
+/// # let _ = fut;
+/// ```
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The object-safe form of [`CredentialStore`], for stores chosen at run time.
