@@ -205,20 +205,13 @@ impl Error {
     /// );
     /// ```
     pub fn to_json_body(&self, request_id: &str, timestamp: u64) -> String {
-        let mut out = String::with_capacity(128 + request_id.len());
-        out.push_str("{\"status\":");
-        push_display(&mut out, self.status());
-        out.push_str(",\"error\":\"");
-        out.push_str(self.code());
-        out.push_str("\",\"message\":\"");
-        // Messages are fixed ASCII without quotes or backslashes.
-        out.push_str(self.message());
-        out.push_str("\",\"requestId\":");
-        push_json_string(&mut out, request_id);
-        out.push_str(",\"timestamp\":");
-        push_display(&mut out, timestamp);
-        out.push('}');
-        out
+        json_error_body(
+            self.status(),
+            self.code(),
+            self.message(),
+            request_id,
+            timestamp,
+        )
     }
 }
 
@@ -229,6 +222,30 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The seed's JSON error body. `code` and `message` are fixed ASCII without quotes or
+/// backslashes (the crate's own); `request_id` is escaped.
+pub(crate) fn json_error_body(
+    status: u16,
+    code: &str,
+    message: &str,
+    request_id: &str,
+    timestamp: u64,
+) -> String {
+    let mut out = String::with_capacity(128 + request_id.len());
+    out.push_str("{\"status\":");
+    push_display(&mut out, status);
+    out.push_str(",\"error\":\"");
+    out.push_str(code);
+    out.push_str("\",\"message\":\"");
+    out.push_str(message);
+    out.push_str("\",\"requestId\":");
+    push_json_string(&mut out, request_id);
+    out.push_str(",\"timestamp\":");
+    push_display(&mut out, timestamp);
+    out.push('}');
+    out
+}
 
 fn push_display(out: &mut String, value: impl fmt::Display) {
     use fmt::Write;

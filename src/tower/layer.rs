@@ -18,7 +18,7 @@ use tower_service::Service;
 
 use crate::clock::{Clock, SystemClock};
 use crate::credential::Credential;
-use crate::error::{Error, LimitKind, push_json_string};
+use crate::error::{Error, LimitKind, json_error_body, push_json_string};
 use crate::signature::{ContentHash, Signature};
 use crate::verifier::Verifier;
 
@@ -825,21 +825,13 @@ impl Failure {
     fn json_body(self, request_id: &str, timestamp: u64, string_to_sign: Option<&str>) -> String {
         let mut out = match self {
             Self::Auth(e) => e.to_json_body(request_id, timestamp),
-            _ => {
-                let mut out = String::with_capacity(160);
-                out.push_str("{\"status\":");
-                out.push_str(&self.status().to_string());
-                out.push_str(",\"error\":\"");
-                out.push_str(self.code());
-                out.push_str("\",\"message\":\"");
-                out.push_str(self.message());
-                out.push_str("\",\"requestId\":");
-                push_json_string(&mut out, request_id);
-                out.push_str(",\"timestamp\":");
-                out.push_str(&timestamp.to_string());
-                out.push('}');
-                out
-            }
+            _ => json_error_body(
+                self.status(),
+                self.code(),
+                self.message(),
+                request_id,
+                timestamp,
+            ),
         };
         if let Some(sts) = string_to_sign {
             out.pop();
