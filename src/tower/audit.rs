@@ -83,21 +83,8 @@ impl Event<'_> {
                 latency_us,
                 "request authenticated"
             );
-        } else if let Some(store_error) = self.store_error {
-            tracing::warn!(
-                target: "jg_hmac::audit",
-                request_id = self.request_id,
-                outcome = self.outcome,
-                status = self.status,
-                client_id,
-                method = self.method,
-                path,
-                sig,
-                latency_us,
-                store_error = %store_error,
-                "request refused"
-            );
         } else {
+            // An `Option` field is recorded only when it is `Some`.
             tracing::warn!(
                 target: "jg_hmac::audit",
                 request_id = self.request_id,
@@ -108,6 +95,7 @@ impl Event<'_> {
                 path,
                 sig,
                 latency_us,
+                store_error = self.store_error.map(tracing::field::display),
                 "request refused"
             );
         }
