@@ -421,12 +421,12 @@ impl Verifier {
                 .and_then(|c| c.keys().iter().position(|k| core::ptr::eq(k, key)))
         };
         match (credential, key_index) {
-            (Some(credential), Some(key_index)) => Ok(Verified {
+            (Some(credential), Some(key_index)) => Ok(Verified::new(
                 credential,
                 key_index,
-                timestamp: prepared.timestamp,
-                signature: prepared.signature,
-            }),
+                prepared.timestamp,
+                prepared.signature,
+            )),
             _ => Err(Error::InvalidSignature),
         }
     }
@@ -634,6 +634,21 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// `key_index` is the position in `credential.keys()` of the key that matched.
+    pub(crate) fn new(
+        credential: Arc<Credential>,
+        key_index: usize,
+        timestamp: u64,
+        signature: Signature,
+    ) -> Self {
+        Self {
+            credential,
+            key_index,
+            timestamp,
+            signature,
+        }
+    }
+
     /// The authenticated client id.
     ///
     /// ```

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::credential::{Credential, SigningKey};
+use crate::credential::Credential;
+use crate::verifier::Verified;
 
 use super::store::Environment;
 
@@ -30,25 +31,27 @@ use super::store::Environment;
 /// ```
 #[derive(Clone)]
 pub struct Authenticated {
-    credential: Arc<Credential>,
-    key_index: usize,
-    timestamp: u64,
+    verified: Verified,
     request_id: Arc<str>,
 }
 
 impl Authenticated {
-    pub(crate) fn new(
-        credential: Arc<Credential>,
-        key_index: usize,
-        timestamp: u64,
-        request_id: Arc<str>,
-    ) -> Self {
+    pub(crate) fn new(verified: Verified, request_id: Arc<str>) -> Self {
         Self {
-            credential,
-            key_index,
-            timestamp,
+            verified,
             request_id,
         }
+    }
+
+    /// The core's verification result this identity was built from.
+    ///
+    /// ```
+    /// fn handle(auth: &jg_hmac::tower::Authenticated) -> String {
+    ///     auth.verified().signature().short_hex()
+    /// }
+    /// ```
+    pub fn verified(&self) -> &Verified {
+        &self.verified
     }
 
     /// The authenticated client id.
@@ -59,7 +62,7 @@ impl Authenticated {
     /// }
     /// ```
     pub fn client_id(&self) -> &str {
-        self.credential.client_id()
+        self.verified.client_id()
     }
 
     /// The id of the secret that matched (during a rotation overlap, tells which one the
@@ -71,10 +74,7 @@ impl Authenticated {
     /// }
     /// ```
     pub fn key_id(&self) -> &str {
-        self.credential
-            .keys()
-            .get(self.key_index)
-            .map_or("", SigningKey::id)
+        self.verified.key_id()
     }
 
     /// The credential, with its scopes and extensions.
@@ -85,7 +85,7 @@ impl Authenticated {
     /// }
     /// ```
     pub fn credential(&self) -> &Arc<Credential> {
-        &self.credential
+        self.verified.credential()
     }
 
     /// The scopes of the credential.
@@ -96,7 +96,7 @@ impl Authenticated {
     /// }
     /// ```
     pub fn scopes(&self) -> &[String] {
-        self.credential.scopes()
+        self.credential().scopes()
     }
 
     /// The environment the client id names (`jk_live_…`, `jk_test_…`), if any.
@@ -118,7 +118,7 @@ impl Authenticated {
     /// }
     /// ```
     pub fn timestamp(&self) -> u64 {
-        self.timestamp
+        self.verified.timestamp()
     }
 
     /// The request id the layer used in its audit event (the incoming `X-Request-Id` if
@@ -140,7 +140,7 @@ impl fmt::Debug for Authenticated {
             .field("client_id", &self.client_id())
             .field("key_id", &self.key_id())
             .field("scopes", &self.scopes())
-            .field("timestamp", &self.timestamp)
+            .field("timestamp", &self.timestamp())
             .field("request_id", &self.request_id)
             .finish()
     }

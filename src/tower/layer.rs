@@ -20,7 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::credential::Credential;
 use crate::error::{Error, LimitKind, json_error_body, push_json_string};
 use crate::signature::{ContentHash, Signature};
-use crate::verifier::Verifier;
+use crate::verifier::{Verified, Verifier};
 
 use super::audit::{self, Event};
 use super::identity::Authenticated;
@@ -614,9 +614,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         let (credential, key_index, bytes) = verified;
         let request_id: Arc<str> = request_id.into();
         let who = Authenticated::new(
-            credential,
-            key_index,
-            checked.timestamp,
+            Verified::new(credential, key_index, checked.timestamp, checked.signature),
             Arc::clone(&request_id),
         );
         parts.extensions.insert(who.clone());
