@@ -3,10 +3,10 @@
 //! machine's load.
 //!
 //! ```text
-//! callgrind_probe <verify-get|floor-get> <iterations>
+//! callgrind_probe <verify-get|floor-get|verify-post_41b|floor-post_41b> <iterations>
 //! ```
 //!
-//! The measured loops are the functions `probe_verify_get` and `probe_floor_get`;
+//! The measured loops are the functions `run_verify` and `run_floor`;
 //! the script collects inside them only (`--toggle-collect`), so setup is not counted.
 //! Run by `cargo bench` with no such arguments, it does nothing.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -21,27 +21,52 @@ use sha2::{Digest, Sha256};
 
 const SECRET: &str = "s3cr3t_test_key_justgold";
 const CLIENT_ID: &str = "jk_live_example";
-const TARGET: &str = "/v1/ping?z=two&z=three&version=1&a=hello";
-const TIMESTAMP: u64 = 1_735_550_160;
-const SIGNATURE: &str = "fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76";
 
-/// `verify/get` of the hot-path bench, `iterations` times.
+/// One request of the hot-path bench.
+struct Case {
+    method: &'static str,
+    target: &'static str,
+    body: &'static [u8],
+    timestamp: u64,
+    signature: &'static str,
+}
+
+/// `verify/get` and `floor/get`: the seed's GET (4 query pairs, no body).
+const GET: Case = Case {
+    method: "GET",
+    target: "/v1/ping?z=two&z=three&version=1&a=hello",
+    body: b"",
+    timestamp: 1_735_550_160,
+    signature: "fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76",
+};
+
+/// `verify/post_41b` and `floor/post_41b`: the seed's POST with its 41-byte body. No
+/// shortcut applies to it (the body must be hashed), so its ratio is the crate's
+/// overhead over the cryptography, undiluted.
+const POST_41B: Case = Case {
+    method: "POST",
+    target: "/v1/transactions/buy",
+    body: br#"{"amount":"5000","transactionId":"12345"}"#,
+    timestamp: 1_735_550_100,
+    signature: "97b5a41c23cc09f798599e9475eb091c408e2fed941c54aef544c2a364ee76e7",
+};
+
+/// `verify/*` of the hot-path bench, `iterations` times.
 #[inline(never)]
-fn probe_verify_get(iterations: u64) -> usize {
+fn probe_verify(case: &Case, iterations: u64) -> usize {
     let mut store = HashMap::new();
     store.insert(
         CLIENT_ID.to_owned(),
         Arc::new(Credential::new(CLIENT_ID).with_secret(&Secret::from(SECRET))),
     );
     let verifier = Verifier::new();
-    let timestamp = TIMESTAMP.to_string();
+    let timestamp = case.timestamp.to_string();
     let pairs: [(&[u8], &[u8]); 3] = [
         (b"X-Client-Id", CLIENT_ID.as_bytes()),
         (b"X-Timestamp", timestamp.as_bytes()),
-        (b"X-Signature", SIGNATURE.as_bytes()),
+        (b"X-Signature", case.signature.as_bytes()),
     ];
-    let body: &[u8] = b"";
-    run_verify(iterations, &verifier, &store, pairs, body)
+    run_verify(iterations, &verifier, &store, pairs, case)
 }
 
 #[inline(never)]
@@ -50,31 +75,31 @@ fn run_verify(
     verifier: &Verifier,
     store: &HashMap<String, Arc<Credential>>,
     pairs: [(&[u8], &[u8]); 3],
-    body: &[u8],
+    case: &Case,
 ) -> usize {
     let mut ok = 0;
     for _ in 0..iterations {
         let headers = AuthHeaders::from_pairs(black_box(pairs));
         let verified = verifier.verify(
             store,
-            "GET",
-            Target::parse(black_box(TARGET)),
+            case.method,
+            Target::parse(black_box(case.target)),
             &headers,
-            &ContentHash::of(black_box(body)),
-            TIMESTAMP,
+            &ContentHash::of(black_box(case.body)),
+            case.timestamp,
         );
         ok += usize::from(black_box(verified).is_ok());
     }
     ok
 }
 
-/// `floor/get` of the hot-path bench, `iterations` times.
+/// `floor/*` of the hot-path bench, `iterations` times.
 #[inline(never)]
-fn probe_floor_get(iterations: u64) -> usize {
+fn probe_floor(case: &Case, iterations: u64) -> usize {
     let mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
-    let string_to_sign = CanonicalRequest::new("GET", Target::parse(TARGET))
-        .string_to_sign_bytes(&TIMESTAMP.to_string(), &ContentHash::EMPTY);
-    run_floor(iterations, &mac, &string_to_sign, b"")
+    let string_to_sign = CanonicalRequest::new(case.method, Target::parse(case.target))
+        .string_to_sign_bytes(&case.timestamp.to_string(), &ContentHash::of(case.body));
+    run_floor(iterations, &mac, &string_to_sign, case.body)
 }
 
 #[inline(never)]
@@ -96,25 +121,24 @@ fn run_floor(iterations: u64, mac: &Hmac<Sha256>, string_to_sign: &[u8], body: &
 
 fn main() {
     let mut args = std::env::args().skip(1);
+    let usage = || println!("callgrind probe: run through scripts/callgrind.sh");
     let (Some(which), Some(iterations)) = (args.next(), args.next()) else {
-        println!("callgrind probe: run through scripts/callgrind.sh");
-        return;
+        return usage();
     };
     let Ok(iterations) = iterations.parse::<u64>() else {
-        println!("callgrind probe: run through scripts/callgrind.sh");
-        return;
+        return usage();
+    };
+    let verify = |case: &Case| {
+        let ok = probe_verify(case, iterations);
+        assert_eq!(ok as u64, iterations, "every verification must succeed");
+        ok
     };
     let result = match which.as_str() {
-        "verify-get" => {
-            let ok = probe_verify_get(iterations);
-            assert_eq!(ok as u64, iterations, "every verification must succeed");
-            ok
-        }
-        "floor-get" => probe_floor_get(iterations),
-        _ => {
-            println!("callgrind probe: run through scripts/callgrind.sh");
-            return;
-        }
+        "verify-get" => verify(&GET),
+        "floor-get" => probe_floor(&GET, iterations),
+        "verify-post_41b" => verify(&POST_41B),
+        "floor-post_41b" => probe_floor(&POST_41B, iterations),
+        _ => return usage(),
     };
     black_box(result);
 }

@@ -27,7 +27,6 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,12 +34,15 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use criterion::Criterion;
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, KeyInit};
 use jg_hmac::{
     AuthHeaders, CanonicalQuery, CanonicalRequest, ContentHash, Credential, Secret, Signer, Target,
     Verifier,
 };
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+
+mod common;
+use common::{criterion_dir, floor, median_ns};
 
 const SECRET: &str = "s3cr3t_test_key_justgold";
 const CLIENT_ID: &str = "jk_live_example";
@@ -133,16 +135,7 @@ fn bench_floor(c: &mut Criterion, id: &str, case: &Case) {
     let mac = keyed();
     let string_to_sign = case.string_to_sign();
     c.bench_function(id, |b| {
-        b.iter(|| {
-            let content: [u8; 32] = Sha256::digest(black_box(&case.body)).into();
-            let tag: [u8; 32] = mac
-                .clone()
-                .chain_update(black_box(&string_to_sign))
-                .finalize()
-                .into_bytes()
-                .into();
-            (content, tag)
-        });
+        b.iter(|| floor(&mac, &string_to_sign, &case.body));
     });
 }
 
@@ -248,34 +241,6 @@ fn bench_aws_sigv4(c: &mut Criterion, id: &str, case: &Case) {
     };
     let _ = run();
     c.bench_function(id, |b| b.iter(run));
-}
-
-/// Median of one bench ID from criterion's files, if this run wrote them.
-fn median_ns(dir: &std::path::Path, id: &str, since: SystemTime) -> Option<f64> {
-    // Criterion names a bench's folder after its ID with `/` replaced by `_`.
-    let path = dir
-        .join(id.replace('/', "_"))
-        .join("new")
-        .join("estimates.json");
-    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
-    if modified < since {
-        return None;
-    }
-    let text = std::fs::read_to_string(&path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json.get("median")?.get("point_estimate")?.as_f64()
-}
-
-/// Where criterion writes its files (its own rule: `CRITERION_HOME`, else the cargo
-/// target directory's `criterion/`).
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("criterion")
 }
 
 fn print_table(since: SystemTime) {

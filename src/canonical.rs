@@ -7,7 +7,7 @@ use hmac::Mac;
 use crate::query::CanonicalQuery;
 use crate::secret::{KeyedMac, Secret};
 use crate::signature::{ContentHash, Signature};
-use crate::sink::{MacSink, Sink};
+use crate::sink::{Flat, MacSink, Sink};
 use crate::target::Target;
 
 /// First line of every string-to-sign.
@@ -170,10 +170,82 @@ impl<'a> CanonicalRequest<'a> {
         timestamp: &[u8],
         content: &ContentHash,
     ) -> Signature {
+        StringToSign::new(self, timestamp, content).sign(key)
+    }
+
+    /// The whole string-to-sign written into `out`, when it fits and its query takes the
+    /// short path (nearly always); its length. `None` otherwise: the caller streams it
+    /// with [`CanonicalRequest::write`].
+    #[inline(always)]
+    fn write_flat(&self, out: &mut [u8], timestamp: &[u8], content: &ContentHash) -> Option<usize> {
+        // Constant pieces are joined so that each is a single fixed-size copy.
+        const HEAD: &[u8] = b"JG-HMAC-SHA256\n";
+        let method = self.method.as_bytes();
+        if method.iter().any(u8::is_ascii_lowercase) {
+            return None;
+        }
+        let mut out = Flat::new(out);
+        out.put(HEAD)?;
+        out.put(timestamp)?;
+        out.put(b"\n")?;
+        out.put(method)?;
+        out.put(b"\n")?;
+        out.put(self.path)?;
+        out.put(b"\n")?;
+        let query = self.query.write_flat(out.rest())?;
+        out.advance(query);
+        let mut tail = [b'\n'; 65];
+        if let Some(hex) = tail.last_chunk_mut::<64>() {
+            *hex = content.hex();
+        }
+        out.put(&tail)?;
+        Some(out.written().len())
+    }
+}
+
+/// Longest string-to-sign assembled on the stack; a longer one is streamed.
+const FLAT_LEN: usize = 256;
+
+/// A string-to-sign ready to be signed with one key or several: assembled once on the
+/// stack when it fits (see [`CanonicalRequest::write_flat`]), so that each key's MAC takes
+/// it in a single update; streamed into each MAC otherwise.
+pub(crate) struct StringToSign<'r, 'a> {
+    request: &'r CanonicalRequest<'a>,
+    timestamp: &'r [u8],
+    content: &'r ContentHash,
+    flat: [u8; FLAT_LEN],
+    len: Option<usize>,
+}
+
+impl<'r, 'a> StringToSign<'r, 'a> {
+    #[inline]
+    pub(crate) fn new(
+        request: &'r CanonicalRequest<'a>,
+        timestamp: &'r [u8],
+        content: &'r ContentHash,
+    ) -> Self {
+        let mut flat = [0u8; FLAT_LEN];
+        let len = request.write_flat(&mut flat, timestamp, content);
+        Self {
+            request,
+            timestamp,
+            content,
+            flat,
+            len,
+        }
+    }
+
+    /// The MAC of the string-to-sign under `key`.
+    #[inline]
+    pub(crate) fn sign(&self, key: &KeyedMac) -> Signature {
         let mut mac = key.start();
-        let mut sink = MacSink::new(&mut mac);
-        self.write(&mut sink, timestamp, content);
-        sink.flush();
+        if let Some(flat) = self.len.and_then(|len| self.flat.get(..len)) {
+            mac.update(flat);
+        } else {
+            let mut sink = MacSink::new(&mut mac);
+            self.request.write(&mut sink, self.timestamp, self.content);
+            sink.flush();
+        }
         Signature::from_bytes(mac.finalize().into_bytes().into())
     }
 }

@@ -265,11 +265,7 @@ impl fmt::Debug for AuthHeaders<'_> {
 
 /// Whether every byte is visible ASCII (0x21–0x7E): no spaces, controls or non-ASCII.
 pub(crate) fn is_visible_ascii(value: &[u8]) -> bool {
-    // No early exit, so the loop vectorizes: these values are short and almost always
-    // valid, and the whole check then costs a few instructions per 16 or 32 bytes.
-    value.iter().fold(0u8, |bad, &b| {
-        bad | u8::from(b.wrapping_sub(0x21) > 0x7e - 0x21)
-    }) == 0
+    crate::swar::all_visible(value)
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ mod secret;
 mod signature;
 mod signer;
 mod sink;
+mod swar;
 mod target;
 mod verifier;
 

@@ -15,7 +15,8 @@ use core::cmp::Ordering;
 use core::fmt;
 
 use crate::error::{Error, LimitKind};
-use crate::sink::Sink;
+use crate::sink::{Flat, Sink};
+use crate::swar;
 
 /// Number of query pairs of a request canonicalized without touching the heap (parsing,
 /// sorting and streaming all happen on the stack up to this many).
@@ -408,27 +409,12 @@ impl<'a> Iterator for RawPairs<'a> {
     }
 }
 
-/// Number of `&` bytes, eight at a time: a byte of `word ^ "&&&&&&&&"` is zero exactly
-/// where `word` holds a `&`, and the zero bytes of a word are counted without a branch.
+/// Number of `&` bytes, eight at a time (see [`swar`]).
 fn count_ampersands(raw: &[u8]) -> usize {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut words = raw.chunks_exact(8);
-    let mut count = 0;
-    for word in words.by_ref() {
-        let x = u64::from_ne_bytes(word.try_into().unwrap_or([0; 8])) ^ (ONES * u64::from(b'&'));
-        // Bit 7 of each byte of `nonzero` is set iff that byte of `x` is not zero.
-        let nonzero = ((x & LOW7) + LOW7) | x;
-        let zero_flags = (!nonzero >> 7) & ONES;
-        // Sum of the eight 0/1 bytes, gathered in the top byte.
-        count += (zero_flags.wrapping_mul(ONES) >> 56) as usize;
-    }
-    count
-        + words
-            .remainder()
-            .iter()
-            .map(|&b| usize::from(b == b'&'))
-            .sum::<usize>()
+    (0..raw.len())
+        .step_by(8)
+        .map(|at| swar::bytes_eq(swar::word_le(raw, at), b'&').count_ones() as usize)
+        .sum()
 }
 
 /// Number of non-empty `&`-separated segments: the starts of runs of bytes other than
@@ -441,6 +427,162 @@ fn count_pairs(raw: &[u8]) -> usize {
         .map(|(&prev, &b)| usize::from(prev == b'&' && b != b'&'))
         .sum::<usize>();
     usize::from(first) + starts
+}
+
+/// Longest raw query that [`write_short`] takes: one bit per byte fits a `u64`.
+const SHORT_LEN: usize = 64;
+/// Most pairs that [`write_short`] (and the smaller stack array of the general path)
+/// holds.
+const SHORT_PAIRS: usize = 16;
+/// Longest canonical form of a query that [`write_short`] takes: its bytes, and a `=`
+/// added to each pair that has none.
+const SHORT_OUT: usize = SHORT_LEN + SHORT_PAIRS;
+
+/// Bytes that keep a short query on the fast path: unreserved, `&` and `=`.
+// Evaluated at compile time: an index out of range would fail the build, not panic.
+#[allow(clippy::indexing_slicing)]
+static PLAIN: [bool; 256] = {
+    let mut table = UNRESERVED;
+    table[b'&' as usize] = true;
+    table[b'=' as usize] = true;
+    table
+};
+
+/// One pair of a short query, as offsets into it, packed in a word: the key is
+/// `start..eq`, the value `eq + 1..end` (`eq == end` when the pair has no `=`). Moved
+/// whole when sorting: bytes stored one at a time and loaded as a word would stall.
+#[derive(Clone, Copy, Default)]
+struct Span(u32);
+
+impl Span {
+    /// Offsets below 256 (a short query is at most `SHORT_LEN` bytes).
+    #[inline(always)]
+    fn new(start: usize, eq: usize, end: usize) -> Self {
+        Self((start as u32 & 0xff) | (eq as u32 & 0xff) << 8 | (end as u32 & 0xff) << 16)
+    }
+
+    #[inline(always)]
+    fn start(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+
+    #[inline(always)]
+    fn eq(self) -> usize {
+        (self.0 >> 8 & 0xff) as usize
+    }
+
+    #[inline(always)]
+    fn end(self) -> usize {
+        (self.0 >> 16 & 0xff) as usize
+    }
+
+    /// Whether `self` sorts after `other`: by key, then by value, as bytes. The first
+    /// eight bytes of each part, loaded as one big-endian word and zero-padded (no byte
+    /// of a short query is zero), settle nearly every comparison.
+    #[inline(always)]
+    fn after(self, other: Self, raw: &[u8]) -> bool {
+        #[inline(always)]
+        fn cmp_part(raw: &[u8], a: (usize, usize), b: (usize, usize)) -> Ordering {
+            let prefix = |(from, to): (usize, usize)| {
+                let kept = u64::MAX.checked_shr(8 * (to - from).min(8) as u32);
+                swar::word_be(raw, from) & !kept.unwrap_or(0)
+            };
+            match prefix(a).cmp(&prefix(b)) {
+                // Equal prefixes that hold both parts whole: equal parts.
+                Ordering::Equal if a.1 - a.0 > 8 || b.1 - b.0 > 8 => {
+                    raw.get(a.0..a.1).cmp(&raw.get(b.0..b.1))
+                }
+                order => order,
+            }
+        }
+        let key = |s: Self| (s.start(), s.eq());
+        let value = |s: Self| ((s.eq() + 1).min(s.end()), s.end());
+        cmp_part(raw, key(self), key(other)).then_with(|| cmp_part(raw, value(self), value(other)))
+            == Ordering::Greater
+    }
+}
+
+/// The fast path for a short query whose pairs are each already in canonical form: at
+/// most [`SHORT_LEN`] bytes and [`SHORT_PAIRS`] pairs, every byte unreserved, a `&`, or
+/// the first `=` of its pair. Decoding and re-encoding such a pair gives back its own
+/// bytes (followed by `=` when it has none), so its canonical form is a sort and a copy.
+/// Nearly every API query is of this kind.
+///
+/// Writes the canonical form into `out` and returns its length; `None` for any other
+/// query, or when `out` is too small (a caller's buffer of [`SHORT_OUT`] bytes never is).
+///
+/// One table lookup per byte, without a branch, says whether the query qualifies; the
+/// `&`s and `=`s are then found eight bytes at a time ([`swar`]) as bit masks, so that
+/// cutting the pairs costs a few instructions per pair rather than a branch per byte.
+#[inline(always)]
+fn write_short(raw: &[u8], out: &mut [u8]) -> Option<usize> {
+    if raw.len() > SHORT_LEN
+        || !raw.iter().fold(true, |plain, &b| {
+            plain & PLAIN.get(usize::from(b)).copied().unwrap_or(false)
+        })
+    {
+        return None;
+    }
+    let (mut amps, mut eqs) = (0u64, 0u64);
+    let mut at = 0;
+    while at < raw.len() {
+        // Zero padding past the end: neither `&` nor `=`.
+        let x = swar::word_le(raw, at);
+        amps |= u64::from(swar::movemask(swar::bytes_eq(x, b'&'))) << at;
+        eqs |= u64::from(swar::movemask(swar::bytes_eq(x, b'='))) << at;
+        at += 8;
+    }
+    let below = |n: usize| u64::MAX.checked_shr(64 - n as u32).unwrap_or(0);
+    let mut spans = [Span::default(); SHORT_PAIRS];
+    let mut len = 0;
+    let mut start = 0;
+    loop {
+        // The pair ends at the next `&`, or at the end of the query.
+        let end = match amps & !below(start) {
+            0 => raw.len(),
+            rest => rest.trailing_zeros() as usize,
+        };
+        if end > start {
+            let pair_eqs = eqs & below(end) & !below(start);
+            // A second `=` belongs to the value, where it is encoded.
+            if pair_eqs & pair_eqs.wrapping_sub(1) != 0 {
+                return None;
+            }
+            let eq = match pair_eqs {
+                0 => end,
+                eqs => eqs.trailing_zeros() as usize,
+            };
+            *spans.get_mut(len)? = Span::new(start, eq, end);
+            len += 1;
+        }
+        if end >= raw.len() {
+            break;
+        }
+        start = end + 1;
+    }
+    let spans = spans.get_mut(..len).unwrap_or_default();
+    // Insertion sort: a handful of pairs, often in order already.
+    for i in 1..spans.len() {
+        let mut j = i;
+        while j > 0 {
+            match (spans.get(j - 1), spans.get(j)) {
+                (Some(&a), Some(&b)) if a.after(b, raw) => spans.swap(j - 1, j),
+                _ => break,
+            }
+            j -= 1;
+        }
+    }
+    let mut out = Flat::new(out);
+    for (i, &span) in spans.iter().enumerate() {
+        if i > 0 {
+            out.put(b"&")?;
+        }
+        out.put(raw.get(span.start()..span.end())?)?;
+        if span.eq() == span.end() {
+            out.put(b"=")?;
+        }
+    }
+    Some(out.written().len())
 }
 
 fn sort(pairs: &mut [Pair<'_>]) {
@@ -560,6 +702,14 @@ impl<'a> CanonicalQuery<'a> {
         if raw.len() > max_len {
             return Err(Error::TooLarge(LimitKind::QueryLength));
         }
+        // A pair takes a byte, and every pair but the last a `&` too: a query of at most
+        // `2 * INLINE_PAIRS` bytes needs no count.
+        let most = raw.len().div_ceil(2);
+        if most <= INLINE_PAIRS && most <= max_pairs {
+            return Ok(Self {
+                repr: Repr::Raw { raw, most },
+            });
+        }
         // Every pair but the last ends at a `&`, so `&`s + 1 bounds the number of pairs.
         // Counting them is one vectorized pass; when the bound is within the limits, as
         // it is for nearly every request, the exact count is not needed.
@@ -646,13 +796,31 @@ impl<'a> CanonicalQuery<'a> {
         self.len() == 0
     }
 
+    /// Writes the canonical form into `out` and returns its length, when the query takes
+    /// the short path ([`write_short`]) and fits; `None` otherwise, and the caller streams
+    /// it with [`CanonicalQuery::write`] instead.
+    #[inline(always)]
+    pub(crate) fn write_flat(&self, out: &mut [u8]) -> Option<usize> {
+        match &self.repr {
+            Repr::Raw { raw, .. } => write_short(raw, out),
+            Repr::Sorted(_) => None,
+        }
+    }
+
     /// Streams the canonical form into `sink`.
     pub(crate) fn write<S: Sink>(&self, sink: &mut S) {
         match &self.repr {
             Repr::Raw { raw: [], .. } => {}
-            // Most queries are short: a small array is quicker to set up.
-            Repr::Raw { raw, most: ..=8 } => write_raw::<8, S>(raw, sink),
-            Repr::Raw { raw, .. } => write_raw::<INLINE_PAIRS, S>(raw, sink),
+            Repr::Raw { raw, most } => {
+                let mut short = [0u8; SHORT_OUT];
+                if let Some(written) = write_short(raw, &mut short) {
+                    sink.put(short.get(..written).unwrap_or_default());
+                } else if *most <= SHORT_PAIRS {
+                    write_raw::<SHORT_PAIRS, S>(raw, sink);
+                } else {
+                    write_raw::<INLINE_PAIRS, S>(raw, sink);
+                }
+            }
             Repr::Sorted(pairs) => write_pairs(pairs, sink),
         }
     }
@@ -821,6 +989,70 @@ mod tests {
             proptest::prop_assert_eq!(query.to_string(), expected);
             proptest::prop_assert_eq!(query.len(), len);
         }
+    }
+
+    proptest::proptest! {
+        /// Queries made of unreserved bytes, `&` and `=`, on both sides of `SHORT_LEN`
+        /// and `SHORT_PAIRS`: the short path, and its hand-over to the general one (a
+        /// second `=` in a pair, too many pairs, too long).
+        #[test]
+        fn short_path_matches_the_textbook_one(
+            raw in proptest::collection::vec(
+                proptest::sample::select(b"aaZ9-._~==&&&&".to_vec()),
+                0..(SHORT_LEN + 10),
+            )
+        ) {
+            let query = CanonicalQuery::parse_bytes(&raw);
+            proptest::prop_assert_eq!(query.to_string(), naive(&raw).0);
+        }
+    }
+
+    #[test]
+    fn short_path_at_its_edges() {
+        let unreserved_only =
+            |len: usize| -> Vec<u8> { (0..len).map(|i| b"zyx-._~9A"[i % 9]).collect() };
+        for len in [
+            0,
+            1,
+            7,
+            8,
+            9,
+            15,
+            16,
+            17,
+            SHORT_LEN - 1,
+            SHORT_LEN,
+            SHORT_LEN + 1,
+            130,
+        ] {
+            let raw = unreserved_only(len);
+            assert_eq!(
+                canonical_query(std::str::from_utf8(&raw).unwrap()),
+                naive(&raw).0
+            );
+            let mut with_pairs = raw.clone();
+            for i in (0..len).step_by(5) {
+                with_pairs[i] = if i % 10 == 0 { b'&' } else { b'=' };
+            }
+            assert_eq!(
+                CanonicalQuery::parse_bytes(&with_pairs).to_string(),
+                naive(&with_pairs).0
+            );
+        }
+        let short = |raw: &[u8]| write_short(raw, &mut [0; SHORT_OUT]).is_some();
+        assert!(short(b"a=1&b=2"));
+        assert!(!short(b"a=1=2"), "second `=`");
+        assert!(!short(b"a=%41"), "escape");
+        assert!(!short(b"a=b+c"), "plus");
+        assert!(!short(b"a=\xc3"), "non-ASCII");
+        assert!(short(&[b'a'; SHORT_LEN]), "longest");
+        assert!(!short(&[b'a'; SHORT_LEN + 1]), "too long");
+        let many: Vec<u8> = b"k&".repeat(SHORT_PAIRS + 1);
+        assert!(!short(&many), "too many pairs");
+        assert_eq!(
+            canonical_query("k&k&k&k&k&k&k&k&k&k&k&k&k&k&k&k&k"),
+            "k=&".repeat(16) + "k="
+        );
     }
 
     #[test]

@@ -69,10 +69,96 @@ impl Sink for MacSink<'_> {
     fn put(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
         if let Some(dst) = self.buf.get_mut(self.len..end) {
-            dst.copy_from_slice(bytes);
+            copy_short(dst, bytes);
             self.len = end;
         } else {
             self.spill(bytes);
+        }
+    }
+}
+
+/// A cursor writing into a buffer on the stack: the hot path assembles the string-to-sign
+/// with it, then hands it to the MAC in one update.
+///
+/// Every method is inlined and the cursor is never passed to a function that is not, so
+/// its length stays in a register. Through a [`Sink`] behind a reference, each small write
+/// would load and store the length in memory, one after the other.
+pub(crate) struct Flat<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl<'b> Flat<'b> {
+    #[inline(always)]
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        Self { buf, len: 0 }
+    }
+
+    /// Appends `bytes`; `None`, leaving the cursor as it was, when they do not fit.
+    #[inline(always)]
+    pub(crate) fn put(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.len + bytes.len();
+        copy_short(self.buf.get_mut(self.len..end)?, bytes);
+        self.len = end;
+        Some(())
+    }
+
+    /// The bytes written so far.
+    #[inline(always)]
+    pub(crate) fn written(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    /// The room left, for a writer that returns how much of it it used (see
+    /// [`Flat::advance`]).
+    #[inline(always)]
+    pub(crate) fn rest(&mut self) -> &mut [u8] {
+        self.buf.get_mut(self.len..).unwrap_or_default()
+    }
+
+    /// Counts `n` bytes written into [`Flat::rest`].
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.buf.len());
+    }
+}
+
+/// `dst.copy_from_slice(src)` (same lengths) for the short pieces of a string-to-sign:
+/// up to 32 bytes as two overlapping fixed-size moves, inline, rather than a call into
+/// the C library's `memcpy`, which costs more than the copy itself at these sizes.
+#[inline(always)]
+pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
+    #[inline(always)]
+    fn ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
+        if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+            *d = *s;
+        }
+        if let (Some(d), Some(s)) = (dst.last_chunk_mut::<N>(), src.last_chunk::<N>()) {
+            *d = *s;
+        }
+    }
+    match src.len() {
+        0 => {}
+        1 => ends::<1>(dst, src),
+        2..4 => ends::<2>(dst, src),
+        4..8 => ends::<4>(dst, src),
+        8..16 => ends::<8>(dst, src),
+        16..=32 => ends::<16>(dst, src),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_every_length() {
+        let src: Vec<u8> = (1..=80).collect();
+        for len in 0..=src.len() {
+            let mut dst = vec![0u8; len];
+            copy_short(&mut dst, &src[..len]);
+            assert_eq!(dst, &src[..len]);
         }
     }
 }

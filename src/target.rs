@@ -1,5 +1,7 @@
 //! Splitting a request-target into the signed path and the raw query (SPEC-NOTES §4).
 
+use crate::swar;
+
 /// The path and raw query of a request, as they appear in its request-target.
 ///
 /// The path is signed byte for byte as sent: still percent-encoded, no dot-segment
@@ -40,8 +42,20 @@ impl<'a> Target<'a> {
     /// assert_eq!(t.query(), b"k=\xff");
     /// ```
     pub fn parse_bytes(target: &'a [u8]) -> Self {
-        let without_fragment = split_at_byte(target, b'#').0;
-        let (mut path, query) = split_at_byte(without_fragment, b'?');
+        // The path ends at the first `?` or `#`; the query, after a `?`, at the next `#`.
+        let (mut path, query) = match swar::find2(target, b'?', b'#') {
+            None => (target, None),
+            Some(i) => {
+                let (path, rest) = target.split_at_checked(i).unwrap_or((target, b""));
+                match rest.split_first() {
+                    Some((b'?', query)) => {
+                        let end = swar::find2(query, b'#', b'#').unwrap_or(query.len());
+                        (path, query.get(..end))
+                    }
+                    _ => (path, None),
+                }
+            }
+        };
         if let Some(authority_and_path) = strip_scheme(path) {
             path = match authority_and_path.iter().position(|&b| b == b'/') {
                 Some(slash) => authority_and_path.get(slash..).unwrap_or_default(),
@@ -79,16 +93,6 @@ impl<'a> Target<'a> {
     /// ```
     pub fn query(&self) -> &'a [u8] {
         self.query
-    }
-}
-
-fn split_at_byte(bytes: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
-    match bytes.iter().position(|&b| b == sep) {
-        Some(i) => (
-            bytes.get(..i).unwrap_or_default(),
-            Some(bytes.get(i + 1..).unwrap_or_default()),
-        ),
-        None => (bytes, None),
     }
 }
 

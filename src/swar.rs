@@ -1,0 +1,245 @@
+//! Byte classes eight at a time, in one `u64` ("SIMD within a register").
+//!
+//! Each function answers a question about every byte of a word at once, as the high bit
+//! of that byte in the result. The arithmetic is arranged so that no carry or borrow ever
+//! crosses from one byte into the next: the answers are exact, for every byte value, with
+//! no branch per byte. [`movemask`] then packs the eight answers into eight bits.
+
+/// `0x01` in every byte.
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
+/// `0x80` in every byte.
+pub(crate) const HIGH: u64 = ONES * 0x80;
+const LOW7: u64 = ONES * 0x7f;
+
+/// High bit set in each byte of the result where that byte of `x` is `b`.
+#[inline(always)]
+pub(crate) fn bytes_eq(x: u64, b: u8) -> u64 {
+    let t = x ^ (ONES * u64::from(b));
+    // `(t & LOW7) + LOW7` sets the high bit of a byte iff its low 7 bits are not all
+    // zero, and cannot carry out of the byte; OR-ing `t` adds its own high bit.
+    !(((t & LOW7) + LOW7) | t) & HIGH
+}
+
+/// High bit set in each byte of the result where that byte of `x` is in `lo..=hi`, for
+/// bytes below `0x80` (callers mask the others out with [`ascii`]). `hi` must be below
+/// `0x80`.
+#[inline(always)]
+pub(crate) fn bytes_in(x: u64, lo: u8, hi: u8) -> u64 {
+    // Each byte of `y` is at least 0x80, and `lo`, `hi + 1` are at most 0x80: no byte
+    // borrows from its neighbour, and the high bit of `y - n` says `byte >= n`.
+    let y = x | HIGH;
+    let at_least_lo = y.wrapping_sub(ONES * u64::from(lo));
+    let above_hi = y.wrapping_sub(ONES * (u64::from(hi) + 1));
+    at_least_lo & !above_hi & HIGH
+}
+
+/// High bit set in each byte of the result where that byte of `x` is ASCII (below 0x80).
+#[inline(always)]
+pub(crate) fn ascii(x: u64) -> u64 {
+    !x & HIGH
+}
+
+/// The high bits of the eight bytes of `flags` (whose other bits are zero), packed: bit
+/// `i` of the result is the flag of byte `i` in memory order (the word is little-endian).
+#[inline(always)]
+pub(crate) fn movemask(flags: u64) -> u32 {
+    // Bit 8i of `flags >> 7` lands, times the constant, at bit 56 + i, and nowhere else in
+    // the top byte; no two partial products share a bit, so nothing carries.
+    ((flags >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+}
+
+/// The eight bytes of `bytes` from `at`, as a little-endian word, zero-padded past the
+/// end of `bytes`.
+#[inline(always)]
+pub(crate) fn word_le(bytes: &[u8], at: usize) -> u64 {
+    if let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        return u64::from_le_bytes(*word);
+    }
+    let missing = (at + 8).saturating_sub(bytes.len());
+    if let Some(last) = bytes.last_chunk::<8>() {
+        // The last eight bytes, shifted so that the one at `at` comes first.
+        return u64::from_le_bytes(*last)
+            .checked_shr(8 * missing as u32)
+            .unwrap_or(0);
+    }
+    let mut word = [0u8; 8];
+    for (dst, &b) in word.iter_mut().zip(bytes.get(at..).unwrap_or_default()) {
+        *dst = b;
+    }
+    u64::from_le_bytes(word)
+}
+
+/// [`word_le`] as a big-endian word: the byte at `at` is the most significant, so
+/// comparing two such words compares their bytes in order.
+#[inline(always)]
+pub(crate) fn word_be(bytes: &[u8], at: usize) -> u64 {
+    word_le(bytes, at).swap_bytes()
+}
+
+/// Whether every byte is visible ASCII (0x21–0x7E), eight bytes per step with no branch
+/// per byte.
+#[inline]
+pub(crate) fn all_visible(bytes: &[u8]) -> bool {
+    let mut bad = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let mut x = word_le(bytes, at);
+        // Past the end, `!` (visible) instead of the zero padding.
+        let missing = (at + 8).saturating_sub(bytes.len());
+        x |= (ONES * 0x21)
+            .checked_shl(8 * (8 - missing) as u32)
+            .unwrap_or(0);
+        bad |= !(bytes_in(x, 0x21, 0x7e) & ascii(x)) & HIGH;
+        at += 8;
+    }
+    bad == 0
+}
+
+/// The value of 1 to 8 ASCII digits, or `None` if any byte is not a digit: the digits
+/// are checked and combined eight at a time (pairs, then fours, then eight), so the
+/// cost does not grow with a chain of multiplications per digit.
+#[inline]
+pub(crate) fn parse_digits(digits: &[u8]) -> Option<u64> {
+    const ZEROS: u64 = ONES * 0x30;
+    let len = digits.len();
+    if !(1..=8).contains(&len) {
+        return None;
+    }
+    // The digits at the high end of the word (the last digit in the top byte, as a
+    // little-endian load puts it), led by `0`s: the same number in eight digits.
+    let shift = 8 * (8 - len) as u32;
+    let x = word_le(digits, 0).checked_shl(shift).unwrap_or(0)
+        | ZEROS.checked_shr(64 - shift).unwrap_or(0);
+    if bytes_in(x, b'0', b'9') & ascii(x) != HIGH {
+        return None;
+    }
+    // Each byte a digit 0–9; the earlier digit is in the lower byte of each lane.
+    let x = x - ZEROS;
+    let x = (x.wrapping_mul(10) + (x >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let x = (x.wrapping_mul(100) + (x >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((x.wrapping_mul(10_000) + (x >> 32)) & 0xffff_ffff)
+}
+
+/// Index of the first byte of `bytes` that is `a` or `b`, eight bytes per step.
+#[inline]
+pub(crate) fn find2(bytes: &[u8], a: u8, b: u8) -> Option<usize> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let x = word_le(bytes, at);
+        // Padding bytes are zero; neither `a` nor `b` is (callers pass visible bytes).
+        let hits = bytes_eq(x, a) | bytes_eq(x, b);
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every byte value at every position, next to neighbours that could carry or borrow
+    /// into it (0x00, 0x7f, 0x80, 0xff).
+    #[test]
+    fn every_byte_at_every_place() {
+        for filler in [0x00u8, 0x26, 0x3d, 0x7f, 0x80, 0xff] {
+            for place in 0..8 {
+                for v in 0..=255u8 {
+                    let mut bytes = [filler; 8];
+                    bytes[place] = v;
+                    let x = u64::from_le_bytes(bytes);
+                    for (i, &byte) in bytes.iter().enumerate() {
+                        let bit = |m: u64| m >> (8 * i + 7) & 1 == 1;
+                        assert_eq!(bit(bytes_eq(x, b'&')), byte == b'&', "{bytes:?}");
+                        assert_eq!(bit(bytes_eq(x, 0)), byte == 0, "{bytes:?}");
+                        assert_eq!(bit(ascii(x)), byte < 0x80, "{bytes:?}");
+                        if byte < 0x80 {
+                            let expected = byte.is_ascii_digit();
+                            assert_eq!(bit(bytes_in(x, b'0', b'9')), expected, "{bytes:?}");
+                            let expected = (0x01..=0x7f).contains(&byte);
+                            assert_eq!(bit(bytes_in(x, 0x01, 0x7f)), expected, "{bytes:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn movemask_packs_in_memory_order() {
+        for m in 0..=255u32 {
+            let flags = (0..8)
+                .filter(|i| m >> i & 1 == 1)
+                .fold(0u64, |acc, i| acc | 0x80 << (8 * i));
+            assert_eq!(movemask(flags), m);
+        }
+    }
+
+    #[test]
+    fn words_at_every_offset_and_length() {
+        let all: Vec<u8> = (1..=40).collect();
+        for len in 0..=all.len() {
+            let bytes = &all[..len];
+            for at in 0..=len + 9 {
+                let mut expected = [0u8; 8];
+                for (i, b) in expected.iter_mut().enumerate() {
+                    *b = bytes.get(at + i).copied().unwrap_or(0);
+                }
+                assert_eq!(
+                    word_le(bytes, at),
+                    u64::from_le_bytes(expected),
+                    "{len} {at}"
+                );
+                assert_eq!(
+                    word_be(bytes, at),
+                    u64::from_be_bytes(expected),
+                    "{len} {at}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn visible_at_every_place_and_length() {
+        for len in 0..20 {
+            assert!(all_visible(&vec![b'~'; len]));
+            for place in 0..len {
+                for bad in [0x00u8, 0x20, 0x7f, 0x80, 0xff] {
+                    let mut value = vec![b'!'; len];
+                    value[place] = bad;
+                    assert!(!all_visible(&value), "{value:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn digits_agree_with_str_parse() {
+        for n in [
+            0u64, 1, 9, 10, 42, 99_999, 1_234_567, 9_999_999, 12_345_678, 99_999_999,
+        ] {
+            for width in 1..=8 {
+                let text = format!("{n:0width$}");
+                let expected = (text.len() <= 8).then(|| text.parse::<u64>().unwrap());
+                assert_eq!(parse_digits(text.as_bytes()), expected, "{text}");
+            }
+        }
+        for bad in [&b""[..], b"123456789", b"12a4", b"/", b":", b"1 2", b"\xb1"] {
+            assert_eq!(parse_digits(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn find2_agrees_with_position() {
+        let hay = b"/v1/ping?z=two#frag and more bytes after it";
+        for len in 0..=hay.len() {
+            let hay = &hay[..len];
+            for (a, b) in [(b'?', b'#'), (b'#', b'#'), (b'x', b'y'), (b'/', b'e')] {
+                let expected = hay.iter().position(|&c| c == a || c == b);
+                assert_eq!(find2(hay, a, b), expected, "{hay:?}");
+            }
+        }
+    }
+}
