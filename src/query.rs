@@ -533,7 +533,10 @@ fn write_short(raw: &[u8], out: &mut [u8]) -> Option<usize> {
         at += 8;
     }
     let below = |n: usize| u64::MAX.checked_shr(64 - n as u32).unwrap_or(0);
-    let mut spans = [Span::default(); SHORT_PAIRS];
+    // Each pair as one word to sort by: its key's first eight bytes (big-endian,
+    // zero-padded) above, its `Span` below. Comparing the upper halves settles nearly
+    // every comparison; equal ones go to `Span::after`.
+    let mut pairs = [0u128; SHORT_PAIRS];
     let mut len = 0;
     let mut start = 0;
     loop {
@@ -552,7 +555,10 @@ fn write_short(raw: &[u8], out: &mut [u8]) -> Option<usize> {
                 0 => end,
                 eqs => eqs.trailing_zeros() as usize,
             };
-            *spans.get_mut(len)? = Span::new(start, eq, end);
+            let kept = u64::MAX.checked_shr(8 * (eq - start).min(8) as u32);
+            let prefix = swar::word_be(raw, start) & !kept.unwrap_or(0);
+            *pairs.get_mut(len)? =
+                u128::from(prefix) << 64 | u128::from(Span::new(start, eq, end).0);
             len += 1;
         }
         if end >= raw.len() {
@@ -560,20 +566,29 @@ fn write_short(raw: &[u8], out: &mut [u8]) -> Option<usize> {
         }
         start = end + 1;
     }
-    let spans = spans.get_mut(..len).unwrap_or_default();
+    let pairs = pairs.get_mut(..len).unwrap_or_default();
+    let span = |pair: u128| Span(pair as u32);
     // Insertion sort: a handful of pairs, often in order already.
-    for i in 1..spans.len() {
+    for i in 1..pairs.len() {
         let mut j = i;
         while j > 0 {
-            match (spans.get(j - 1), spans.get(j)) {
-                (Some(&a), Some(&b)) if a.after(b, raw) => spans.swap(j - 1, j),
-                _ => break,
+            let (Some(&a), Some(&b)) = (pairs.get(j - 1), pairs.get(j)) else {
+                break;
+            };
+            let after = match (a >> 64).cmp(&(b >> 64)) {
+                Ordering::Greater => true,
+                Ordering::Less => false,
+                Ordering::Equal => span(a).after(span(b), raw),
+            };
+            if !after {
+                break;
             }
+            pairs.swap(j - 1, j);
             j -= 1;
         }
     }
     let mut out = Flat::new(out);
-    for (i, &span) in spans.iter().enumerate() {
+    for (i, span) in pairs.iter().map(|&pair| span(pair)).enumerate() {
         if i > 0 {
             out.put(b"&")?;
         }

@@ -62,11 +62,14 @@ pub(crate) fn word_le(bytes: &[u8], at: usize) -> u64 {
             .checked_shr(8 * missing as u32)
             .unwrap_or(0);
     }
-    let mut word = [0u8; 8];
-    for (dst, &b) in word.iter_mut().zip(bytes.get(at..).unwrap_or_default()) {
-        *dst = b;
-    }
-    u64::from_le_bytes(word)
+    // Fewer than eight bytes in all: gathered in a register. Copied into an array instead,
+    // they would be stored one by one and loaded as a word, which stalls.
+    bytes
+        .get(at..)
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .fold(0, |word, &b| word << 8 | u64::from(b))
 }
 
 /// [`word_le`] as a big-endian word: the byte at `at` is the most significant, so
@@ -118,22 +121,6 @@ pub(crate) fn parse_digits(digits: &[u8]) -> Option<u64> {
     let x = (x.wrapping_mul(10) + (x >> 8)) & 0x00ff_00ff_00ff_00ff;
     let x = (x.wrapping_mul(100) + (x >> 16)) & 0x0000_ffff_0000_ffff;
     Some((x.wrapping_mul(10_000) + (x >> 32)) & 0xffff_ffff)
-}
-
-/// Index of the first byte of `bytes` that is `a` or `b`, eight bytes per step.
-#[inline]
-pub(crate) fn find2(bytes: &[u8], a: u8, b: u8) -> Option<usize> {
-    let mut at = 0;
-    while at < bytes.len() {
-        let x = word_le(bytes, at);
-        // Padding bytes are zero; neither `a` nor `b` is (callers pass visible bytes).
-        let hits = bytes_eq(x, a) | bytes_eq(x, b);
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    None
 }
 
 #[cfg(test)]
@@ -228,18 +215,6 @@ mod tests {
         }
         for bad in [&b""[..], b"123456789", b"12a4", b"/", b":", b"1 2", b"\xb1"] {
             assert_eq!(parse_digits(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn find2_agrees_with_position() {
-        let hay = b"/v1/ping?z=two#frag and more bytes after it";
-        for len in 0..=hay.len() {
-            let hay = &hay[..len];
-            for (a, b) in [(b'?', b'#'), (b'#', b'#'), (b'x', b'y'), (b'/', b'e')] {
-                let expected = hay.iter().position(|&c| c == a || c == b);
-                assert_eq!(find2(hay, a, b), expected, "{hay:?}");
-            }
         }
     }
 }

@@ -1,7 +1,5 @@
 //! Splitting a request-target into the signed path and the raw query (SPEC-NOTES §4).
 
-use crate::swar;
-
 /// The path and raw query of a request, as they appear in its request-target.
 ///
 /// The path is signed byte for byte as sent: still percent-encoded, no dot-segment
@@ -43,13 +41,13 @@ impl<'a> Target<'a> {
     /// ```
     pub fn parse_bytes(target: &'a [u8]) -> Self {
         // The path ends at the first `?` or `#`; the query, after a `?`, at the next `#`.
-        let (mut path, query) = match swar::find2(target, b'?', b'#') {
+        let (mut path, query) = match memchr::memchr2(b'?', b'#', target) {
             None => (target, None),
             Some(i) => {
                 let (path, rest) = target.split_at_checked(i).unwrap_or((target, b""));
                 match rest.split_first() {
                     Some((b'?', query)) => {
-                        let end = swar::find2(query, b'#', b'#').unwrap_or(query.len());
+                        let end = memchr::memchr(b'#', query).unwrap_or(query.len());
                         (path, query.get(..end))
                     }
                     _ => (path, None),
