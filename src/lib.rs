@@ -4,10 +4,11 @@
 //!
 //! - **Pure core.** Canonicalization, signing and verification do no I/O and read no
 //!   clock: `now` is an argument (integrations take a [`Clock`]).
-//! - **Streaming.** The string-to-sign is never built on the hot path: the canonical query
-//!   is sorted as borrowed slices and streamed, with the rest of the string, straight into
-//!   an HMAC state that was keyed once when the secret was loaded. Verification allocates
-//!   nothing for requests with up to [`INLINE_PAIRS`] query pairs.
+//! - **No allocation on the hot path.** The query's pairs are sorted as borrowed slices
+//!   (or, for a short query, as offsets) in arrays on the stack; the string-to-sign is
+//!   assembled in a stack buffer (streamed in pieces when longer) and fed to an HMAC state
+//!   that was keyed once when the secret was loaded. Verification allocates nothing for
+//!   requests with up to [`INLINE_PAIRS`] query pairs.
 //! - **Secrets and tags are types.** [`Secret`] and keyed states are wiped on drop and print
 //!   as `[redacted]`; a [`Signature`] compares in constant time and prints 8 hex digits.
 //! - **One error type.** [`Error`] carries the wire code, the HTTP status and a message
