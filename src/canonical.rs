@@ -194,11 +194,8 @@ impl<'a> CanonicalRequest<'a> {
         out.put(b"\n")?;
         let query = self.query.write_flat(out.rest())?;
         out.advance(query);
-        let mut tail = [b'\n'; 65];
-        if let Some(hex) = tail.last_chunk_mut::<64>() {
-            *hex = content.hex();
-        }
-        out.put(&tail)?;
+        out.put(b"\n")?;
+        out.put(&content.hex())?;
         Some(out.written().len())
     }
 }
@@ -218,7 +215,7 @@ pub(crate) struct StringToSign<'r, 'a> {
 }
 
 impl<'r, 'a> StringToSign<'r, 'a> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(
         request: &'r CanonicalRequest<'a>,
         timestamp: &'r [u8],

@@ -124,7 +124,7 @@ impl<'b> Flat<'b> {
 }
 
 /// `dst.copy_from_slice(src)` (same lengths) for the short pieces of a string-to-sign:
-/// up to 32 bytes as two overlapping fixed-size moves, inline, rather than a call into
+/// up to 64 bytes as two overlapping fixed-size moves, inline, rather than a call into
 /// the C library's `memcpy`, which costs more than the copy itself at these sizes.
 #[inline(always)]
 pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
@@ -143,7 +143,8 @@ pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
         2..4 => ends::<2>(dst, src),
         4..8 => ends::<4>(dst, src),
         8..16 => ends::<8>(dst, src),
-        16..=32 => ends::<16>(dst, src),
+        16..32 => ends::<16>(dst, src),
+        32..=64 => ends::<32>(dst, src),
         _ => dst.copy_from_slice(src),
     }
 }
@@ -154,7 +155,7 @@ mod tests {
 
     #[test]
     fn copies_every_length() {
-        let src: Vec<u8> = (1..=80).collect();
+        let src: Vec<u8> = (1..=100).collect();
         for len in 0..=src.len() {
             let mut dst = vec![0u8; len];
             copy_short(&mut dst, &src[..len]);
