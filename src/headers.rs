@@ -263,11 +263,6 @@ impl fmt::Debug for AuthHeaders<'_> {
     }
 }
 
-/// Whether every byte is visible ASCII (0x21–0x7E): no spaces, controls or non-ASCII.
-pub(crate) fn is_visible_ascii(value: &[u8]) -> bool {
-    crate::swar::all_visible(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

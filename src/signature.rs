@@ -41,17 +41,11 @@ const EMPTY_HEX: [u8; 64] = {
 /// Parses exactly 64 hex digits (either case) into 32 bytes.
 ///
 /// Eight digits at a time, in one `u64` and without a branch per digit: every byte is
-/// range-checked at once (each byte's high bit is a flag, so no borrow crosses bytes),
-/// and the check of all 64 digits is tested once at the end.
+/// range-checked at once ([`crate::swar`]), and the check of all 64 digits is tested
+/// once at the end.
 #[inline]
 pub(crate) fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    /// High bit of each byte set iff that byte (below 0x80) is `>= n`.
-    #[inline(always)]
-    fn at_least(x: u64, n: u8) -> u64 {
-        ((x | HIGH) - ONES * u64::from(n)) & HIGH
-    }
+    use crate::swar::{HIGH, ONES, ascii, bytes_in};
     let hex: &[u8; 64] = hex.try_into().ok()?;
     // Gathered in two 16-byte words and stored whole at the end: storing four bytes at a
     // time and then moving the array sixteen at a time stalls store-to-load forwarding.
@@ -59,11 +53,9 @@ pub(crate) fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
     let mut valid = HIGH;
     for (i, src) in hex.chunks_exact(8).enumerate() {
         let x = u64::from_le_bytes(src.try_into().unwrap_or([0; 8]));
-        let ascii = !x & HIGH;
-        let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
-        let folded = x | (ONES * 0x20);
-        let letter = at_least(folded, b'a') & !at_least(folded, b'f' + 1);
-        valid &= ascii & (digit | letter);
+        let digit = bytes_in(x, b'0', b'9');
+        let letter = bytes_in(x | (ONES * 0x20), b'a', b'f');
+        valid &= ascii(x) & (digit | letter);
         // Low nibble, plus 9 for a letter: 'a' and 'A' are 0x?1.
         let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
         // Digit 2k is the high nibble of byte k, digit 2k+1 the low one.

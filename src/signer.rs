@@ -4,9 +4,9 @@ use core::fmt;
 
 use crate::canonical::CanonicalRequest;
 use crate::error::{Error, SignedHeader};
-use crate::headers::is_visible_ascii;
 use crate::secret::{KeyedMac, Secret};
 use crate::signature::{ContentHash, Signature};
+use crate::swar::is_visible_ascii;
 use crate::target::Target;
 use crate::verifier::Limits;
 

@@ -127,7 +127,7 @@ impl<'b> Flat<'b> {
 /// up to 64 bytes as two overlapping fixed-size moves, inline, rather than a call into
 /// the C library's `memcpy`, which costs more than the copy itself at these sizes.
 #[inline(always)]
-pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
+fn copy_short(dst: &mut [u8], src: &[u8]) {
     #[inline(always)]
     fn ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
         if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {

@@ -79,10 +79,10 @@ pub(crate) fn word_be(bytes: &[u8], at: usize) -> u64 {
     word_le(bytes, at).swap_bytes()
 }
 
-/// Whether every byte is visible ASCII (0x21–0x7E), eight bytes per step with no branch
-/// per byte.
+/// Whether every byte is visible ASCII (0x21–0x7E): no spaces, controls or non-ASCII.
+/// Eight bytes per step, with no branch per byte.
 #[inline]
-pub(crate) fn all_visible(bytes: &[u8]) -> bool {
+pub(crate) fn is_visible_ascii(bytes: &[u8]) -> bool {
     let mut bad = 0;
     let mut at = 0;
     while at < bytes.len() {
@@ -191,12 +191,12 @@ mod tests {
     #[test]
     fn visible_at_every_place_and_length() {
         for len in 0..20 {
-            assert!(all_visible(&vec![b'~'; len]));
+            assert!(is_visible_ascii(&vec![b'~'; len]));
             for place in 0..len {
                 for bad in [0x00u8, 0x20, 0x7f, 0x80, 0xff] {
                     let mut value = vec![b'!'; len];
                     value[place] = bad;
-                    assert!(!all_visible(&value), "{value:?}");
+                    assert!(!is_visible_ascii(&value), "{value:?}");
                 }
             }
         }

@@ -7,11 +7,11 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use crate::canonical::{CanonicalRequest, StringToSign};
 use crate::credential::{Credential, CredentialLookup, SigningKey};
 use crate::error::{Error, SignedHeader};
-use crate::headers::{AuthHeaders, Slot, is_visible_ascii};
+use crate::headers::{AuthHeaders, Slot};
 use crate::query::CanonicalQuery;
 use crate::secret::{KeyedMac, Secret};
 use crate::signature::{ContentHash, Signature};
-use crate::swar::parse_digits;
+use crate::swar::{is_visible_ascii, parse_digits};
 use crate::target::Target;
 
 /// Default tolerance, each way, between `X-Timestamp` and the verifier's clock: 300 s.

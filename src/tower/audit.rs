@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::headers::is_visible_ascii;
+use crate::swar::is_visible_ascii;
 
 /// The `tracing` target of the layer's audit events.
 ///

@@ -762,7 +762,7 @@ fn claimed_client_id(parts: &Parts) -> Option<&str> {
     let bytes = value.as_bytes();
     let sane = !bytes.is_empty()
         && bytes.len() <= audit::MAX_REQUEST_ID_LEN
-        && crate::headers::is_visible_ascii(bytes);
+        && crate::swar::is_visible_ascii(bytes);
     if sane { value.to_str().ok() } else { None }
 }
 
