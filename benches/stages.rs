@@ -115,7 +115,12 @@ fn main() {
     c.bench_function("stage/finish", |b| {
         b.iter(|| {
             verifier
-                .finish(black_box(&prepared), Some(&credential), &ContentHash::EMPTY)
+                .finish(
+                    black_box(&prepared),
+                    Some(credential.clone()),
+                    &ContentHash::EMPTY,
+                    NOW,
+                )
                 .is_ok()
         });
     });

@@ -68,7 +68,7 @@ pub enum LimitKind {
 /// The seed spec's four codes are spelled as it spells them (`invalid_signature`,
 /// `timestamp_out_of_range`, `client_id`, `unsupported_content_type`); the crate adds
 /// `missing_header`, `malformed_header`, `replayed_request` (SPEC-NOTES §6),
-/// `request_too_large` and `replay_guard_unavailable`.
+/// `request_too_large`, `replay_guard_unavailable` and `replay_quota_exceeded`.
 ///
 /// ```
 /// use jg_hmac::Error;
@@ -104,6 +104,12 @@ pub enum Error {
     /// the request is refused rather than risk accepting a replay.
     /// Wire code `replay_guard_unavailable`, status 503.
     ReplayGuardUnavailable,
+    /// This client already has as many requests held by the replay guard as its share of
+    /// the guard allows (see [`InMemoryReplayGuard`](crate::InMemoryReplayGuard)): one
+    /// partner cannot fill the guard and lock every other partner out. The entries free
+    /// themselves as their requests leave the window, so the partner may retry later.
+    /// Wire code `replay_quota_exceeded`, status 429.
+    ReplayQuotaExceeded,
     /// A part of the request is larger than a configured limit.
     /// Wire code `request_too_large`; status 414 for the query, 413 for the body.
     TooLarge(LimitKind),
@@ -125,6 +131,7 @@ impl Error {
             Self::UnsupportedContentType => "unsupported_content_type",
             Self::ReplayedRequest => "replayed_request",
             Self::ReplayGuardUnavailable => "replay_guard_unavailable",
+            Self::ReplayQuotaExceeded => "replay_quota_exceeded",
             Self::TooLarge(_) => "request_too_large",
         }
     }
@@ -132,8 +139,8 @@ impl Error {
     /// The HTTP status code to answer with.
     ///
     /// Authentication failures are `401`; a header that is there but unusable is `400`;
-    /// the content-type allow-list answers `415`; size limits `413`/`414`; a replay guard
-    /// that cannot answer `503`.
+    /// the content-type allow-list answers `415`; size limits `413`/`414`; a client over
+    /// its share of the replay guard `429`; a replay guard that cannot answer `503`.
     ///
     /// ```
     /// use jg_hmac::{Error, SignedHeader};
@@ -144,6 +151,7 @@ impl Error {
             Self::MalformedHeader(_) => 400,
             Self::UnsupportedContentType => 415,
             Self::ReplayGuardUnavailable => 503,
+            Self::ReplayQuotaExceeded => 429,
             Self::TooLarge(LimitKind::Body) => 413,
             Self::TooLarge(_) => 414,
             Self::MissingHeader(_)
@@ -186,6 +194,9 @@ impl Error {
             Self::UnsupportedContentType => "Content type not allowed for this endpoint",
             Self::ReplayedRequest => "Request already received",
             Self::ReplayGuardUnavailable => "Request cannot be checked for replay right now",
+            Self::ReplayQuotaExceeded => {
+                "Too many requests from this client within the replay window"
+            }
             Self::TooLarge(LimitKind::QueryLength) => "Query string too long",
             Self::TooLarge(LimitKind::QueryPairs) => "Too many query parameters",
             Self::TooLarge(LimitKind::Body) => "Request body too large",
@@ -296,6 +307,7 @@ mod tests {
             Error::UnsupportedContentType,
             Error::ReplayedRequest,
             Error::ReplayGuardUnavailable,
+            Error::ReplayQuotaExceeded,
             Error::TooLarge(LimitKind::Body),
         ];
         let mut codes: Vec<_> = all.iter().map(Error::code).collect();

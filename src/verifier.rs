@@ -292,27 +292,33 @@ impl Verifier {
             timestamp,
             signature,
             request: CanonicalRequest::from_parts(method, target.path(), query),
-            now,
             body_must_be_empty,
         })
     }
 
-    /// Step two of two: checks the signature against the credential the caller looked up
-    /// for [`Prepared::client_id`] (`None` when there is none), and `content` — the hash of
-    /// the body as received.
+    /// Step two of two, once the body has been read: checks the signature against the
+    /// credential the caller looked up for [`Prepared::client_id`] (`None` when there is
+    /// none) and `content` — the hash of the body as received — and returns the
+    /// authenticated identity.
     ///
-    /// Every active key is tried, in constant time, with no early exit; on success the
-    /// key that matched is returned.
+    /// `now` is the clock read **when the request is complete** (after its last body
+    /// byte), not the reading given to [`Verifier::prepare`]: the window and the keys'
+    /// validity are judged again at this time, so a request whose body arrives after its
+    /// window closed is `timestamp_out_of_range`, and a key that expired while the body
+    /// streamed is not used. Give the same `now` to a replay guard.
+    ///
+    /// Every key active at `now` is tried, in constant time, with no early exit.
     ///
     /// # Errors
-    /// `unsupported_content_type` (a body without `Content-Type` while an allow-list is
-    /// set; checked first), `client_id` (no credential, a credential for another id, or no
-    /// key active at the request's `now`), `invalid_signature`.
+    /// In this order: `unsupported_content_type` (a body without `Content-Type` while an
+    /// allow-list is set), `timestamp_out_of_range` (at `now`), `client_id` (see
+    /// [`Verifier::check_client`]), `invalid_signature`.
     ///
     /// ```
+    /// use std::sync::Arc;
     /// use jg_hmac::{AuthHeaders, ContentHash, Credential, Secret, Signer, Target, Verifier};
-    /// # async fn fetch_from_vault(id: &str) -> Option<Credential> {
-    /// #     Some(Credential::new(id).with_secret(&Secret::from("s3cr3t_test_key_justgold")))
+    /// # async fn fetch_from_vault(id: &str) -> Option<Arc<Credential>> {
+    /// #     Some(Arc::new(Credential::new(id).with_secret(&Secret::from("s3cr3t_test_key_justgold"))))
     /// # }
     /// # async fn handler() -> Result<(), jg_hmac::Error> {
     /// let signer = Signer::new("jk_live_example", &Secret::from("s3cr3t_test_key_justgold"))?;
@@ -324,8 +330,13 @@ impl Verifier {
     /// let verifier = Verifier::new();
     /// let prepared = verifier.prepare("GET", Target::parse("/v1/health/secure"), &headers, 1735550160)?;
     /// let credential = fetch_from_vault(prepared.client_id()).await; // any async store
-    /// let key = verifier.finish(&prepared, credential.as_ref(), &ContentHash::EMPTY)?;
-    /// assert_eq!(key.id(), "0");
+    /// // ... the body is read; the clock is read again when it is complete:
+    /// let verified = verifier.finish(&prepared, credential.clone(), &ContentHash::EMPTY, 1735550161)?;
+    /// assert_eq!((verified.client_id(), verified.key_id()), ("jk_live_example", "0"));
+    ///
+    /// // Complete after the window closed: refused, whatever the headers said on arrival.
+    /// let late = verifier.finish(&prepared, credential, &ContentHash::EMPTY, 1735550461);
+    /// assert_eq!(late.unwrap_err().code(), "timestamp_out_of_range");
     /// # Ok(()) }
     /// # futures_lite_block_on(handler()).unwrap();
     /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -335,30 +346,30 @@ impl Verifier {
     /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
     /// # }
     /// ```
-    pub fn finish<'c>(
+    pub fn finish(
         &self,
         prepared: &Prepared<'_>,
-        credential: Option<&'c Credential>,
+        credential: Option<Arc<Credential>>,
         content: &ContentHash,
-    ) -> Result<&'c SigningKey, Error> {
+        now: u64,
+    ) -> Result<Verified, Error> {
         // Before the credential, as in the check order (step 2): answered this late, it
         // told a known client (`unsupported_content_type`) from an unknown one even with
         // hidden unknown clients.
         if prepared.body_must_be_empty && *content != ContentHash::EMPTY {
             return Err(Error::UnsupportedContentType);
         }
-        let credential = credential.filter(|c| c.client_id() == prepared.client_id);
-        let active = credential
-            .map(|c| c.keys().iter().any(|k| k.is_active_at(prepared.now)))
-            .unwrap_or(false);
-        let credential = credential.filter(|_| active);
+        self.check_window(prepared.timestamp, now)?;
+        // `check_client`, keeping the credential.
+        let credential = credential.filter(|c| usable(c, prepared.client_id, now));
         if credential.is_none() && !self.hide_unknown_clients {
             return Err(Error::UnknownClient);
         }
         // Assembled once for every key (and the decoy).
         let message = StringToSign::new(&prepared.request, prepared.timestamp_raw, content);
         let Some(credential) = credential else {
-            // Same work as a one-key client, and the same answer as a bad signature.
+            // Hidden unknown client: same work as a one-key client, and the same answer
+            // as a bad signature.
             let decoy = message.sign(&self.decoy);
             let _ = decoy.ct_eq(&prepared.signature);
             return Err(Error::InvalidSignature);
@@ -366,7 +377,7 @@ impl Verifier {
         let mut found = Choice::from(0);
         let mut index = 0u64;
         for (i, key) in credential.keys().iter().enumerate() {
-            if !key.is_active_at(prepared.now) {
+            if !key.is_active_at(now) {
                 continue;
             }
             let expected = message.sign(key.mac());
@@ -374,17 +385,57 @@ impl Verifier {
             index.conditional_assign(&(i as u64), matches & !found);
             found |= matches;
         }
-        if bool::from(found) {
-            usize::try_from(index)
-                .ok()
-                .and_then(|i| credential.keys().get(i))
-                .ok_or(Error::InvalidSignature)
-        } else {
-            Err(Error::InvalidSignature)
+        match usize::try_from(index) {
+            Ok(key_index) if bool::from(found) => Ok(Verified::new(
+                credential,
+                key_index,
+                prepared.timestamp,
+                prepared.signature,
+            )),
+            _ => Err(Error::InvalidSignature),
         }
     }
 
-    /// Both steps with a synchronous lookup: verifies a request whose body hash is known.
+    /// Whether the looked-up credential can verify this request at `now`: it exists, is
+    /// for [`Prepared::client_id`] and has a key active at `now`. [`Verifier::finish`]
+    /// runs it; middleware runs it too right after the lookup, to refuse an unknown or
+    /// revoked client before reading its body.
+    ///
+    /// With [hidden unknown clients](Verifier::with_hidden_unknown_clients) it always
+    /// passes, and `finish` answers `invalid_signature` instead.
+    ///
+    /// # Errors
+    /// `client_id`.
+    ///
+    /// ```
+    /// use jg_hmac::{AuthHeaders, Target, Verifier};
+    /// let headers = AuthHeaders::from_pairs([
+    ///     (&b"X-Client-Id"[..], &b"jk_live_nobody"[..]),
+    ///     (b"X-Timestamp", b"100"),
+    ///     (b"X-Signature", &[b'0'; 64][..]),
+    /// ]);
+    /// let prepared = Verifier::new().prepare("GET", Target::parse("/"), &headers, 100)?;
+    /// let err = Verifier::new().check_client(&prepared, None, 100).unwrap_err();
+    /// assert_eq!(err.code(), "client_id");
+    /// assert!(Verifier::new().with_hidden_unknown_clients(true).check_client(&prepared, None, 100).is_ok());
+    /// # Ok::<(), jg_hmac::Error>(())
+    /// ```
+    pub fn check_client(
+        &self,
+        prepared: &Prepared<'_>,
+        credential: Option<&Credential>,
+        now: u64,
+    ) -> Result<(), Error> {
+        let known = credential.is_some_and(|c| usable(c, prepared.client_id, now));
+        if known || self.hide_unknown_clients {
+            Ok(())
+        } else {
+            Err(Error::UnknownClient)
+        }
+    }
+
+    /// Both steps with a synchronous lookup: verifies a request whose body hash is known,
+    /// at one clock reading `now`.
     ///
     /// # Errors
     /// Any of [`Verifier::prepare`]'s and [`Verifier::finish`]'s errors.
@@ -414,21 +465,7 @@ impl Verifier {
     ) -> Result<Verified, Error> {
         let prepared = self.prepare(method, target, headers, now)?;
         let credential = lookup.lookup(prepared.client_id);
-        let key_index = {
-            let key = self.finish(&prepared, credential.as_deref(), content)?;
-            credential
-                .as_deref()
-                .and_then(|c| c.keys().iter().position(|k| core::ptr::eq(k, key)))
-        };
-        match (credential, key_index) {
-            (Some(credential), Some(key_index)) => Ok(Verified::new(
-                credential,
-                key_index,
-                prepared.timestamp,
-                prepared.signature,
-            )),
-            _ => Err(Error::InvalidSignature),
-        }
+        self.finish(&prepared, credential, content, now)
     }
 
     fn client_id<'a>(&self, headers: &AuthHeaders<'a>) -> Result<&'a str, Error> {
@@ -486,6 +523,11 @@ impl Verifier {
             Err(Error::TimestampOutOfRange)
         }
     }
+}
+
+/// Whether `credential` is the one for `client_id` and has a key active at `now`.
+fn usable(credential: &Credential, client_id: &str, now: u64) -> bool {
+    credential.client_id() == client_id && credential.keys().iter().any(|k| k.is_active_at(now))
 }
 
 /// A header that must appear exactly once. Its syntax (digits, hex digits) is checked by
@@ -552,7 +594,6 @@ pub struct Prepared<'a> {
     timestamp: u64,
     signature: Signature,
     request: CanonicalRequest<'a>,
-    now: u64,
     body_must_be_empty: bool,
 }
 

@@ -234,7 +234,8 @@ fn verify_tries_every_key_without_allocating() {
 #[test]
 fn prepare_and_finish_allocate_nothing_up_to_32_pairs() {
     let verifier = Verifier::new();
-    let credential = Credential::new(CLIENT_ID).with_secret(&Secret::from(SECRET));
+    let credential =
+        std::sync::Arc::new(Credential::new(CLIENT_ID).with_secret(&Secret::from(SECRET)));
     for req in requests_up_to_inline() {
         let pairs = req.header_pairs();
         let mut matched = None;
@@ -246,8 +247,8 @@ fn prepare_and_finish_allocate_nothing_up_to_32_pairs() {
             let content = ContentHash::of(black_box(&req.body));
             matched = Some(
                 verifier
-                    .finish(&prepared, Some(&credential), &content)
-                    .map(|key| key.id() == "0"),
+                    .finish(&prepared, Some(credential.clone()), &content, TS)
+                    .map(|verified| verified.key_id() == "0"),
             );
         });
         assert_eq!(matched, Some(Ok(true)), "{}", req.target);

@@ -236,8 +236,8 @@ fn ct_probe() {
     let prepared = verifier
         .prepare("GET", Target::parse("/v1/ping"), &headers, NOW)
         .unwrap();
-    let credential = store.get(prepared.client_id()).map(|c| &**c);
-    let result = verifier.finish(&prepared, credential, &ContentHash::EMPTY);
+    let credential = store.get(prepared.client_id()).cloned();
+    let result = verifier.finish(&prepared, credential, &ContentHash::EMPTY, NOW);
     assert_eq!(result.map(|_| ()), Err(Error::InvalidSignature));
 }
 

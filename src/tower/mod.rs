@@ -37,22 +37,26 @@
 
 mod audit;
 mod cache;
-pub use cache::{CachedStore, CachedStoreBuilder};
+mod future;
 mod identity;
-pub(crate) mod layer;
+mod layer;
+mod refusal;
 mod replay;
+mod service;
 mod store;
+mod target;
 
 pub use audit::AUDIT_TARGET;
+pub use cache::{CachedStore, CachedStoreBuilder};
+pub use future::{ResponseBody, ResponseFuture};
 pub use identity::Authenticated;
 #[cfg(feature = "axum")]
 pub use identity::MissingAuthentication;
-pub use layer::{
-    DEFAULT_BODY_LIMIT, ResponseBody, ResponseFuture, VerifiedBody, Verify, VerifyLayer,
-    VerifyLayerBuilder,
-};
+pub use layer::{DEFAULT_BODY_LIMIT, VerifyLayer, VerifyLayerBuilder};
 pub use replay::{AsyncReplayGuard, NoReplayGuard};
+pub use service::{VerifiedBody, Verify};
 pub use store::{
     BoxFuture, CredentialStore, DynCredentialStore, Environment, InMemoryCredentialStore,
     StoreError, SyncStore,
 };
+pub use target::{KeepOriginalTarget, OriginalTarget, OriginalTargetLayer};

@@ -1,0 +1,121 @@
+//! Refusals: why the layer refused a request, what its audit event says, and the
+//! response (the seed's JSON error body).
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::error::{Error, json_error_body, push_json_string};
+
+use super::store::StoreError;
+
+/// Why a request was refused, with what the audit event says about it.
+pub(super) struct Refusal<'a> {
+    pub(super) failure: Failure,
+    /// The server's clock when the refusal was decided: the JSON body's `timestamp`.
+    pub(super) now: u64,
+    pub(super) client_id: Option<&'a str>,
+    pub(super) sig: Option<String>,
+    pub(super) string_to_sign: Option<String>,
+    pub(super) store_error: Option<StoreError>,
+}
+
+impl Refusal<'_> {
+    pub(super) fn new(failure: Failure, now: u64) -> Self {
+        Self {
+            failure,
+            now,
+            client_id: None,
+            sig: None,
+            string_to_sign: None,
+            store_error: None,
+        }
+    }
+}
+
+/// Every reason the layer refuses a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The core's verdict.
+    Auth(Error),
+    /// The credential store failed: 503.
+    StoreUnavailable,
+    /// The body could not be read (the connection broke, bad chunked encoding): 400.
+    BodyUnreadable,
+    /// The extractor ran without the layer: 500.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    NotConfigured,
+}
+
+impl Failure {
+    pub(super) fn code(self) -> &'static str {
+        match self {
+            Self::Auth(e) => e.code(),
+            Self::StoreUnavailable => "credential_store_unavailable",
+            Self::BodyUnreadable => "malformed_body",
+            Self::NotConfigured => "authentication_not_configured",
+        }
+    }
+
+    fn status(self) -> u16 {
+        match self {
+            Self::Auth(e) => e.status(),
+            Self::StoreUnavailable => 503,
+            Self::BodyUnreadable => 400,
+            Self::NotConfigured => 500,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Auth(e) => e.message(),
+            Self::StoreUnavailable => "Credentials cannot be checked right now",
+            Self::BodyUnreadable => "Request body could not be read",
+            Self::NotConfigured => "Authentication is not configured for this route",
+        }
+    }
+
+    /// The JSON error body, as [`Error::to_json_body`] writes it, plus `stringToSign`
+    /// when given.
+    fn json_body(self, request_id: &str, timestamp: u64, string_to_sign: Option<&str>) -> String {
+        let mut out = match self {
+            Self::Auth(e) => e.to_json_body(request_id, timestamp),
+            _ => json_error_body(
+                self.status(),
+                self.code(),
+                self.message(),
+                request_id,
+                timestamp,
+            ),
+        };
+        if let Some(sts) = string_to_sign {
+            out.pop();
+            out.push_str(",\"stringToSign\":");
+            push_json_string(&mut out, sts);
+            out.push('}');
+        }
+        out
+    }
+
+    pub(crate) fn response(
+        self,
+        request_id: &str,
+        timestamp: u64,
+        string_to_sign: Option<&str>,
+    ) -> Response<Full<Bytes>> {
+        let body = self.json_body(request_id, timestamp, string_to_sign);
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            headers.insert("x-request-id", id);
+        }
+        response
+    }
+}

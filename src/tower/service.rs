@@ -1,0 +1,339 @@
+//! The verifying [`Service`]: one pass over each request, from its head to the inner
+//! service's response.
+
+use std::fmt;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response, StatusCode, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use tower_service::Service;
+
+use crate::error::{Error, LimitKind};
+use crate::headers::AuthHeaders;
+use crate::signature::ContentHash;
+use crate::target::Target;
+use crate::verifier::Verified;
+
+use super::audit::{self, Event};
+use super::future::{ResponseBody, ResponseFuture};
+use super::identity::Authenticated;
+use super::layer::Shared;
+use super::refusal::{Failure, Refusal};
+use super::replay::{AsyncReplayGuard, NoReplayGuard};
+use super::store::{CredentialStore, Environment};
+use super::target::sent_uri;
+
+/// The body type the layer hands to the inner service: the bytes received, in one piece.
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// async fn handler(req: http::Request<jg_hmac::tower::VerifiedBody>) -> usize {
+///     // The exact bytes that were verified.
+///     req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0)
+/// }
+/// ```
+pub type VerifiedBody = Full<Bytes>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The [`Service`] made by [`VerifyLayer`](super::VerifyLayer): verifies, then calls
+/// `inner`.
+///
+/// ```
+/// use jg_hmac::tower::{InMemoryCredentialStore, VerifyLayer};
+/// use tower_layer::Layer;
+/// let service = VerifyLayer::new(InMemoryCredentialStore::new()).layer(());
+/// assert_eq!(service.get_ref(), &());
+/// ```
+pub struct Verify<I, S, R = NoReplayGuard> {
+    inner: I,
+    shared: Arc<Shared<S, R>>,
+}
+
+impl<I, S, R> Verify<I, S, R> {
+    pub(super) fn new(inner: I, shared: Arc<Shared<S, R>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The inner service.
+    ///
+    /// ```
+    /// # use tower_layer::Layer;
+    /// let service = jg_hmac::tower::VerifyLayer::new(jg_hmac::tower::InMemoryCredentialStore::new()).layer(7);
+    /// assert_eq!(*service.get_ref(), 7);
+    /// ```
+    pub fn get_ref(&self) -> &I {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    ///
+    /// ```
+    /// # use tower_layer::Layer;
+    /// let mut service = jg_hmac::tower::VerifyLayer::new(jg_hmac::tower::InMemoryCredentialStore::new()).layer(7);
+    /// *service.get_mut() = 8;
+    /// assert_eq!(*service.get_ref(), 8);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut I {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    ///
+    /// ```
+    /// # use tower_layer::Layer;
+    /// let service = jg_hmac::tower::VerifyLayer::new(jg_hmac::tower::InMemoryCredentialStore::new()).layer(7);
+    /// assert_eq!(service.into_inner(), 7);
+    /// ```
+    pub fn into_inner(self) -> I {
+        self.inner
+    }
+}
+
+impl<I: Clone, S, R> Clone for Verify<I, S, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<I: fmt::Debug, S, R> fmt::Debug for Verify<I, S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verify")
+            .field("inner", &self.inner)
+            .field("settings", &*self.shared)
+            .finish()
+    }
+}
+
+impl<I, S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Verify<I, S, R>
+where
+    I: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    I::Future: Send + 'static,
+    I::Error: Send + 'static,
+    S: CredentialStore,
+    R: AsyncReplayGuard,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = I::Error;
+    type Future = ResponseFuture<ResBody, I::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Use the service that was polled ready; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        ResponseFuture::new(Box::pin(shared.serve(inner, request)))
+    }
+}
+
+impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
+    /// Verifies, then calls `inner` with the verified bytes and an [`Authenticated`].
+    async fn serve<I, B, ResBody>(
+        self: Arc<Self>,
+        mut inner: I,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody<ResBody>>, I::Error>
+    where
+        I: Service<Request<VerifiedBody>, Response = Response<ResBody>>,
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let (mut parts, body) = request.into_parts();
+        let request_id = audit::request_id(parts.headers.get("x-request-id"));
+        let (verified, bytes) = match self.authenticate(&parts, body).await {
+            Ok(done) => done,
+            Err(refusal) => {
+                let response = self.refuse(&parts, &request_id, started, refusal);
+                return Ok(response.map(Either::Right));
+            }
+        };
+        let request_id: Arc<str> = request_id.into();
+        let who = Authenticated::new(verified, Arc::clone(&request_id));
+        parts.extensions.insert(who.clone());
+        let method = parts.method.clone();
+        let sent = sent_uri(&parts).clone();
+        let result = inner
+            .call(Request::from_parts(parts, Full::new(bytes)))
+            .await;
+        let status = result
+            .as_ref()
+            .map_or(StatusCode::INTERNAL_SERVER_ERROR, Response::status);
+        let sig = who.verified().signature().short_hex();
+        Event {
+            request_id: &request_id,
+            outcome: "accepted",
+            status: status.as_u16(),
+            client_id: Some(who.client_id()),
+            method: method.as_str(),
+            path: sent.path(),
+            key_id: Some(who.key_id()),
+            sig: Some(&sig),
+            latency: started.elapsed(),
+            store_error: None,
+        }
+        .emit();
+        result.map(|response| response.map(Either::Left))
+    }
+
+    /// Every check, in one pass: the head against the clock on arrival, then the lookup,
+    /// the body, and the decision against the clock once the body is complete. Returns
+    /// the identity and the body bytes.
+    async fn authenticate<'p, B>(
+        &self,
+        parts: &'p Parts,
+        body: B,
+    ) -> Result<(Verified, Bytes), Refusal<'p>>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let arrived = self.clock.now();
+        let headers = AuthHeaders::from_header_map(&parts.headers);
+        let target = Target::from_uri(sent_uri(parts));
+        let prepared = self
+            .verifier
+            .prepare(parts.method.as_str(), target, &headers, arrived)
+            .map_err(|e| Refusal {
+                client_id: claimed_client_id(parts),
+                ..Refusal::new(Failure::Auth(e), arrived)
+            })?;
+        let refuse = |failure, now| Refusal {
+            client_id: Some(prepared.client_id()),
+            sig: Some(prepared.signature().short_hex()),
+            ..Refusal::new(failure, now)
+        };
+
+        // A client id of another environment is answered like an unknown one.
+        let other_env = self
+            .environment
+            .is_some_and(|env| Environment::of(prepared.client_id()) != Some(env));
+        let credential = if other_env {
+            None
+        } else {
+            if declared_length(parts).is_some_and(|len| len > self.body_limit as u64) {
+                return Err(refuse(
+                    Failure::Auth(Error::TooLarge(LimitKind::Body)),
+                    arrived,
+                ));
+            }
+            match self.store.get(prepared.client_id()).await {
+                Ok(credential) => credential,
+                Err(e) => {
+                    return Err(Refusal {
+                        store_error: Some(e),
+                        ..refuse(Failure::StoreUnavailable, arrived)
+                    });
+                }
+            }
+        };
+        self.verifier
+            .check_client(&prepared, credential.as_deref(), arrived)
+            .map_err(|e| refuse(Failure::Auth(e), arrived))?;
+
+        let bytes = match Limited::new(body, self.body_limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => {
+                return Err(refuse(
+                    Failure::Auth(Error::TooLarge(LimitKind::Body)),
+                    self.clock.now(),
+                ));
+            }
+            Err(_) => return Err(refuse(Failure::BodyUnreadable, self.clock.now())),
+        };
+
+        // The request is complete: every decision from here is taken at this time.
+        let now = self.clock.now();
+        let content = ContentHash::of(&bytes);
+        let verified = self
+            .verifier
+            .finish(&prepared, credential, &content, now)
+            .map_err(|e| {
+                let string_to_sign = (self.diagnostics && e == Error::InvalidSignature)
+                    .then(|| prepared.string_to_sign(&content));
+                Refusal {
+                    string_to_sign,
+                    ..refuse(Failure::Auth(e), now)
+                }
+            })?;
+        let expires_at = prepared
+            .timestamp()
+            .saturating_add(self.verifier.replay_horizon());
+        self.guard
+            .check_and_record(prepared.client_id(), prepared.signature(), expires_at, now)
+            .await
+            .map_err(|e| refuse(Failure::Auth(e), now))?;
+        Ok((verified, bytes))
+    }
+
+    /// Emits the audit event of a refusal and builds its response.
+    fn refuse(
+        &self,
+        parts: &Parts,
+        request_id: &str,
+        started: Instant,
+        refusal: Refusal<'_>,
+    ) -> Response<Full<Bytes>> {
+        let response =
+            refusal
+                .failure
+                .response(request_id, refusal.now, refusal.string_to_sign.as_deref());
+        Event {
+            request_id,
+            outcome: refusal.failure.code(),
+            status: response.status().as_u16(),
+            client_id: refusal.client_id,
+            method: parts.method.as_str(),
+            path: sent_uri(parts).path(),
+            key_id: None,
+            sig: refusal.sig.as_deref(),
+            latency: started.elapsed(),
+            store_error: refusal.store_error.as_ref().map(|e| e as &dyn fmt::Display),
+        }
+        .emit();
+        response
+    }
+}
+
+/// The client id a refused request claimed, for the audit log only: one value, visible
+/// ASCII, at most 128 bytes; else none.
+fn claimed_client_id(parts: &Parts) -> Option<&str> {
+    let mut values = parts
+        .headers
+        .get_all("x-client-id")
+        .iter()
+        .chain(parts.headers.get_all("x-access-key"));
+    let value = values.next()?;
+    let bytes = value.as_bytes();
+    let sane = !bytes.is_empty()
+        && bytes.len() <= audit::MAX_REQUEST_ID_LEN
+        && crate::swar::is_visible_ascii(bytes);
+    if sane { value.to_str().ok() } else { None }
+}
+
+/// `Content-Length` as declared, when it is one number.
+fn declared_length(parts: &Parts) -> Option<u64> {
+    let mut values = parts.headers.get_all(header::CONTENT_LENGTH).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()?.trim().parse().ok()
+}
