@@ -118,6 +118,20 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     .await;
     let broken =
         serve(routes().layer(VerifyLayer::builder(Broken).clock(FixedClock(T0)).build())).await;
+    // Mounted under a prefix: the audit event names the path as sent.
+    let nested = serve(
+        Router::new().nest(
+            "/api",
+            routes().layer(
+                VerifyLayer::builder(InMemoryCredentialStore::from_credentials([
+                    Credential::new("jk_live_example").with_secret(&Secret::from(SECRET)),
+                ]))
+                .clock(FixedClock(T0))
+                .build(),
+            ),
+        ),
+    )
+    .await;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let send = |request: Request<Vec<u8>>| {
         let client = client.clone();
@@ -177,12 +191,23 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(!body.contains("hunter2"));
 
+    let nested_ok = signed(&nested, Method::GET, "/api/v1/health/secure", b"", me, T0);
+    assert_eq!(send(nested_ok).await.0, StatusCode::OK);
+    let nested_bad = signed(&nested, Method::GET, "/v1/health/secure", b"", me, T0);
+    let nested_bad = {
+        // Signed over the path the inner router sees, sent under the prefix.
+        let (mut parts, body) = nested_bad.into_parts();
+        parts.uri = format!("{nested}/api/v1/health/secure").parse().unwrap();
+        Request::from_parts(parts, body)
+    };
+    assert_eq!(send(nested_bad).await.0, StatusCode::UNAUTHORIZED);
+
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let events: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("jg_hmac::audit"))
         .collect();
-    assert_eq!(events.len(), 4, "{log}");
+    assert_eq!(events.len(), 6, "{log}");
 
     let accepted = events[0];
     for field in [
@@ -229,6 +254,15 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
             store_down.contains(field),
             "{field} in {store_down}: the operator sees the cause"
         );
+    }
+
+    for (event, outcome) in [(events[4], "accepted"), (events[5], "invalid_signature")] {
+        for field in [
+            format!("outcome=\"{outcome}\""),
+            "path=\"/api/v1/health/secure\"".to_owned(),
+        ] {
+            assert!(event.contains(&field), "{field} in {event}: the path as sent");
+        }
     }
 
     // Never a secret, a full (or 9-digit) signature, a body, a query or a string-to-sign.

@@ -1,0 +1,715 @@
+//! The deployment suite: the verifying layer the way services run it. A real axum server
+//! on 127.0.0.1 (ephemeral port) is driven by raw-socket clients that can hold a body and
+//! send it late, flood one client id, replay, and by hyper's HTTP/2 (h2c) client. The
+//! layer sits where apps put it: at the top, inside `Router::nest`, inside
+//! `nest_service`, under `route_layer`, behind URI-rewriting middleware. Every refusal is
+//! asserted by its wire code.
+//!
+//! Time is a test clock that the test moves while a body is pending; the test waits for
+//! the server to read the clock (a notification, not a sleep). Any future integration
+//! proves itself here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::{get, post};
+use http::HeaderMap;
+use http_body_util::{BodyExt, Full};
+use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, OriginalTargetLayer, VerifyLayer};
+use jg_hmac::{Credential, InMemoryReplayGuard, Secret, Signer, SigningKey};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tower_layer::Layer;
+
+const T0: u64 = 1_735_550_160;
+const CLIENT: &str = "jk_live_example";
+const SECRET: &str = "s3cr3t_test_key_justgold";
+const OTHER: &str = "jk_live_other";
+const OTHER_SECRET: &str = "other_partner_secret";
+/// Bound on any one exchange, so that a broken server fails the test instead of hanging
+/// it. Never reached by a passing test; nothing is asserted about time.
+const HANG_GUARD: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------- clock and server
+
+/// A clock the test moves by hand, which tells the test each time the server reads it.
+#[derive(Clone)]
+struct TestClock {
+    now: Arc<AtomicU64>,
+    reads: Arc<AtomicUsize>,
+    read: Arc<Notify>,
+}
+
+impl TestClock {
+    fn new(now: u64) -> Self {
+        Self {
+            now: Arc::new(AtomicU64::new(now)),
+            reads: Arc::new(AtomicUsize::new(0)),
+            read: Arc::new(Notify::new()),
+        }
+    }
+
+    fn set(&self, now: u64) {
+        self.now.store(now, Ordering::SeqCst);
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the server has read the clock more than `seen` times in all.
+    async fn read_after(&self, seen: usize) {
+        loop {
+            let notified = self.read.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.reads() > seen {
+                return;
+            }
+            tokio::time::timeout(HANG_GUARD, notified)
+                .await
+                .expect("the server never read the clock");
+        }
+    }
+
+    fn as_clock(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let (now, reads, read) = (self.now.clone(), self.reads.clone(), self.read.clone());
+        move || {
+            let value = now.load(Ordering::SeqCst);
+            reads.fetch_add(1, Ordering::SeqCst);
+            read.notify_waiters();
+            value
+        }
+    }
+}
+
+fn store() -> InMemoryCredentialStore {
+    InMemoryCredentialStore::from_credentials([
+        Credential::new(CLIENT).with_secret(&Secret::from(SECRET)),
+        Credential::new(OTHER).with_secret(&Secret::from(OTHER_SECRET)),
+        // A key that stops being valid at T0 + 10 (inclusive).
+        Credential::new("jk_live_expiring").with_key(
+            SigningKey::new("short", &Secret::from("expiring_secret"))
+                .with_validity(None, Some(T0 + 10)),
+        ),
+    ])
+}
+
+fn layer(clock: &TestClock) -> VerifyLayer<InMemoryCredentialStore> {
+    VerifyLayer::builder(store())
+        .clock(clock.as_clock())
+        .body_limit(1024)
+        .build()
+}
+
+/// The API's own routes, unaware of where they are mounted: `/ping` and `/echo`.
+fn api() -> Router {
+    Router::new()
+        .route(
+            "/ping",
+            get(|who: Authenticated| async move { format!("pong {}", who.client_id()) }),
+        )
+        .route(
+            "/echo",
+            post(|headers: HeaderMap, body: Bytes| async move {
+                // What the handler sees of the framing, beside the body it is given.
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .map_or("-".to_owned(), |v| v.to_str().unwrap_or("?").to_owned())
+                };
+                format!(
+                    "len={} content-length={} transfer-encoding={}",
+                    body.len(),
+                    header("content-length"),
+                    header("transfer-encoding")
+                )
+            }),
+        )
+}
+
+/// `/v1/ping` and `/v1/echo` with the layer on the router that holds them.
+fn top_level(clock: &TestClock) -> Router {
+    Router::new().nest("/v1", api()).layer(layer(clock))
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Serves any service that wraps a router (middleware outside it).
+async fn serve_service<S>(service: S) -> SocketAddr
+where
+    S: tower_service::Service<
+            http::Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let make = axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service(service);
+    tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+    addr
+}
+
+// ---------------------------------------------------------------- raw HTTP/1.1 client
+
+/// A request signed by `client` over `signed_target`, sent to `sent_target`.
+struct Signed {
+    method: &'static str,
+    sent_target: String,
+    headers: String,
+    body: Vec<u8>,
+}
+
+fn signed(
+    method: &'static str,
+    signed_target: &str,
+    sent_target: &str,
+    body: &[u8],
+    ts: u64,
+    (client, secret): (&str, &str),
+) -> Signed {
+    let signer = Signer::new(client, &Secret::from(secret)).unwrap();
+    let s = signer.sign(method, signed_target, body, ts);
+    Signed {
+        method,
+        sent_target: sent_target.to_owned(),
+        headers: format!(
+            "X-Client-Id: {}\r\nX-Timestamp: {}\r\nX-Signature: {}\r\n",
+            s.client_id(),
+            s.timestamp(),
+            s.signature().to_hex()
+        ),
+        body: body.to_vec(),
+    }
+}
+
+impl Signed {
+    /// The head, with `Content-Length` and `Connection: close`.
+    fn head(&self) -> Vec<u8> {
+        format!(
+            "{} {} HTTP/1.1\r\nHost: api.test\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.method,
+            self.sent_target,
+            self.headers,
+            self.body.len()
+        )
+        .into_bytes()
+    }
+
+    async fn send(&self, addr: SocketAddr) -> Reply {
+        let mut raw = Raw::connect(addr).await;
+        raw.write(&self.head()).await;
+        raw.write(&self.body).await;
+        raw.reply().await
+    }
+}
+
+struct Raw(TcpStream);
+
+impl Raw {
+    async fn connect(addr: SocketAddr) -> Self {
+        Self(TcpStream::connect(addr).await.unwrap())
+    }
+
+    async fn write(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).await.unwrap();
+        self.0.flush().await.unwrap();
+    }
+
+    /// Reads until the server closes the connection (every request says `close`).
+    async fn reply(mut self) -> Reply {
+        let mut bytes = Vec::new();
+        tokio::time::timeout(HANG_GUARD, self.0.read_to_end(&mut bytes))
+            .await
+            .expect("no reply")
+            .unwrap();
+        Reply::parse(&bytes)
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn parse(bytes: &[u8]) -> Self {
+        let split = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(bytes)));
+        let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        Self {
+            status,
+            head,
+            body: bytes[split + 4..].to_vec(),
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The wire code of a refusal (`error` in the JSON body).
+    fn code(&self) -> String {
+        let json: Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not a JSON error body: {self:?}"));
+        json["error"].as_str().unwrap().to_owned()
+    }
+
+    #[track_caller]
+    fn assert_refused(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code().as_str()),
+            (status, code),
+            "{self:?}"
+        );
+    }
+
+    #[track_caller]
+    fn assert_ok(&self) {
+        assert_eq!(self.status, 200, "{self:?} {}", self.text());
+    }
+}
+
+const ME: (&str, &str) = (CLIENT, SECRET);
+
+// ---------------------------------------------------------------- the layer at the top
+
+#[tokio::test]
+async fn every_refusal_by_wire_code_at_the_top() {
+    let clock = TestClock::new(T0);
+    let addr = serve(top_level(&clock)).await;
+    let ok = signed("GET", "/v1/ping", "/v1/ping", b"", T0, ME);
+    let reply = ok.send(addr).await;
+    reply.assert_ok();
+    assert_eq!(reply.text(), format!("pong {CLIENT}"));
+
+    let post = signed("POST", "/v1/echo", "/v1/echo", b"{\"a\":1}", T0, ME);
+    post.send(addr).await.assert_ok();
+
+    let mut tampered = signed("POST", "/v1/echo", "/v1/echo", b"{\"a\":1}", T0, ME);
+    tampered.body = b"{\"a\":2}".to_vec();
+    tampered
+        .send(addr)
+        .await
+        .assert_refused(401, "invalid_signature");
+
+    let mut missing = signed("GET", "/v1/ping", "/v1/ping", b"", T0, ME);
+    missing.headers = missing.headers.replace("X-Signature", "X-Other");
+    missing
+        .send(addr)
+        .await
+        .assert_refused(401, "missing_header");
+
+    let mut malformed = signed("GET", "/v1/ping", "/v1/ping", b"", T0, ME);
+    malformed.headers = malformed.headers.replace("X-Timestamp: ", "X-Timestamp: +");
+    malformed
+        .send(addr)
+        .await
+        .assert_refused(400, "malformed_header");
+
+    let stale = signed("GET", "/v1/ping", "/v1/ping", b"", T0 - 301, ME);
+    stale
+        .send(addr)
+        .await
+        .assert_refused(401, "timestamp_out_of_range");
+
+    let unknown = signed(
+        "GET",
+        "/v1/ping",
+        "/v1/ping",
+        b"",
+        T0,
+        ("jk_live_nobody", "x"),
+    );
+    unknown.send(addr).await.assert_refused(401, "client_id");
+
+    let large = signed("POST", "/v1/echo", "/v1/echo", &[b'x'; 2048], T0, ME);
+    large
+        .send(addr)
+        .await
+        .assert_refused(413, "request_too_large");
+
+    let mut wrong_key = signed(
+        "GET",
+        "/v1/ping",
+        "/v1/ping",
+        b"",
+        T0,
+        (CLIENT, OTHER_SECRET),
+    );
+    wrong_key.headers += "X-Request-Id: trace-42\r\n";
+    let reply = wrong_key.send(addr).await;
+    reply.assert_refused(401, "invalid_signature");
+    assert!(
+        reply
+            .head
+            .to_ascii_lowercase()
+            .contains("x-request-id: trace-42")
+    );
+}
+
+// ---------------------------------------------------------------- time: the body arrives late
+
+/// Sends `request`'s head, waits until the server has read the clock for it, moves the
+/// clock to `later`, then sends the body.
+async fn send_body_late(
+    addr: SocketAddr,
+    clock: &TestClock,
+    request: &Signed,
+    later: u64,
+) -> Reply {
+    let seen = clock.reads();
+    let mut raw = Raw::connect(addr).await;
+    raw.write(&request.head()).await;
+    clock.read_after(seen).await;
+    clock.set(later);
+    raw.write(&request.body).await;
+    raw.reply().await
+}
+
+#[tokio::test]
+async fn a_body_completed_after_the_window_is_out_of_range() {
+    let clock = TestClock::new(T0 + 300);
+    let addr = serve(top_level(&clock)).await;
+    // Headers arrive at the edge of the window; the last body byte one second later.
+    let late = signed("POST", "/v1/echo", "/v1/echo", b"{\"amount\":5}", T0, ME);
+    send_body_late(addr, &clock, &late, T0 + 301)
+        .await
+        .assert_refused(401, "timestamp_out_of_range");
+
+    // The same, completed in time, is accepted: the refusal above is about time alone.
+    clock.set(T0 + 300);
+    send_body_late(addr, &clock, &late, T0 + 300)
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn a_replay_through_a_slow_body_is_refused() {
+    let clock = TestClock::new(T0);
+    let guard = Arc::new(InMemoryReplayGuard::new(1000));
+    let verify = VerifyLayer::builder(store())
+        .clock(clock.as_clock())
+        .replay_guard(Arc::clone(&guard))
+        .build();
+    let addr = serve(Router::new().nest("/v1", api()).layer(verify)).await;
+    let original = signed("POST", "/v1/echo", "/v1/echo", b"{\"buy\":1}", T0, ME);
+    original.send(addr).await.assert_ok();
+    // Within the window, a replay is a replay.
+    clock.set(T0 + 200);
+    original
+        .send(addr)
+        .await
+        .assert_refused(401, "replayed_request");
+    // Headers at the window's last second, body after the guard may forget the original:
+    // judged at completion, it is out of the window.
+    clock.set(T0 + 300);
+    send_body_late(addr, &clock, &original, T0 + 400)
+        .await
+        .assert_refused(401, "timestamp_out_of_range");
+    // The guard has since forgotten it (expired at T0 + 300), and nothing was re-recorded.
+    assert_eq!(
+        jg_hmac::ReplayGuard::check_and_record(
+            &*guard,
+            "probe",
+            &jg_hmac::Signature::from_bytes([0; 32]),
+            T0 + 700,
+            T0 + 400
+        ),
+        Ok(())
+    );
+    assert_eq!(guard.len(), 1, "only the probe is remembered");
+}
+
+#[tokio::test]
+async fn a_key_that_expires_while_the_body_streams_is_not_used() {
+    let clock = TestClock::new(T0 + 10);
+    let addr = serve(top_level(&clock)).await;
+    let expiring = ("jk_live_expiring", "expiring_secret");
+    let request = signed("POST", "/v1/echo", "/v1/echo", b"{}", T0 + 10, expiring);
+    send_body_late(addr, &clock, &request, T0 + 11)
+        .await
+        .assert_refused(401, "client_id");
+    clock.set(T0 + 10);
+    let again = signed("POST", "/v1/echo", "/v1/echo", b"{ }", T0 + 10, expiring);
+    send_body_late(addr, &clock, &again, T0 + 10)
+        .await
+        .assert_ok();
+}
+
+// ---------------------------------------------------------------- where the layer sits
+
+#[tokio::test]
+async fn inside_router_nest_the_path_as_sent_is_verified() {
+    let clock = TestClock::new(T0);
+    let app = Router::new()
+        .nest("/v1", api().layer(layer(&clock)))
+        .nest("/v2", api().layer(layer(&clock)));
+    let addr = serve(app).await;
+    signed("GET", "/v1/ping", "/v1/ping", b"", T0, ME)
+        .send(addr)
+        .await
+        .assert_ok();
+    // A signature over the stripped path is not accepted under the prefix...
+    signed("GET", "/ping", "/v1/ping", b"", T0, ME)
+        .send(addr)
+        .await
+        .assert_refused(401, "invalid_signature");
+    // ...and a request signed for one mount point is not accepted at another.
+    signed("GET", "/v1/ping", "/v2/ping", b"", T0, ME)
+        .send(addr)
+        .await
+        .assert_refused(401, "invalid_signature");
+}
+
+#[tokio::test]
+async fn inside_nest_service_the_path_as_sent_is_verified() {
+    let clock = TestClock::new(T0);
+    let app = Router::new().nest_service("/v1", api().layer(layer(&clock)));
+    let addr = serve(app).await;
+    signed("POST", "/v1/echo?x=1", "/v1/echo?x=1", b"hi", T0, ME)
+        .send(addr)
+        .await
+        .assert_ok();
+    signed("POST", "/echo?x=1", "/v1/echo?x=1", b"hi", T0, ME)
+        .send(addr)
+        .await
+        .assert_refused(401, "invalid_signature");
+}
+
+#[tokio::test]
+async fn under_route_layer_nested_the_path_as_sent_is_verified() {
+    let clock = TestClock::new(T0);
+    let inner = Router::new()
+        .route(
+            "/ping",
+            get(|who: Authenticated| async move { who.client_id().to_owned() }),
+        )
+        .route_layer(layer(&clock))
+        .route("/open", get(|| async { "open" }));
+    let addr = serve(Router::new().nest("/api/v1", inner)).await;
+    signed("GET", "/api/v1/ping", "/api/v1/ping", b"", T0, ME)
+        .send(addr)
+        .await
+        .assert_ok();
+    signed("GET", "/ping", "/api/v1/ping", b"", T0, ME)
+        .send(addr)
+        .await
+        .assert_refused(401, "invalid_signature");
+    // Routes outside `route_layer` are not verified.
+    let open = Signed {
+        method: "GET",
+        sent_target: "/api/v1/open".into(),
+        headers: String::new(),
+        body: Vec::new(),
+    };
+    open.send(addr).await.assert_ok();
+}
+
+/// `NormalizePath` wrapped around the router rewrites the URI before the router, and so
+/// before the layer. With `OriginalTargetLayer` outermost, the path as sent is verified.
+#[tokio::test]
+async fn behind_normalize_path_with_original_target_layer_the_path_as_sent_is_verified() {
+    use tower_http::normalize_path::NormalizePathLayer;
+    let clock = TestClock::new(T0);
+    let app = OriginalTargetLayer
+        .layer(NormalizePathLayer::trim_trailing_slash().layer(top_level(&clock)));
+    let addr = serve_service(app).await;
+    signed("GET", "/v1/ping", "/v1/ping", b"", T0, ME)
+        .send(addr)
+        .await
+        .assert_ok();
+    for variant in ["/v1/ping/", "/v1/ping//", "//v1/ping"] {
+        // A signature over the canonical spelling does not cover another spelling...
+        signed("GET", "/v1/ping", variant, b"", T0, ME)
+            .send(addr)
+            .await
+            .assert_refused(401, "invalid_signature");
+        // ...and a partner who signed what it sent is accepted (the route still matches).
+        signed("GET", variant, variant, b"", T0, ME)
+            .send(addr)
+            .await
+            .assert_ok();
+    }
+}
+
+/// What the README and SECURITY.md warn about: without `OriginalTargetLayer`, the layer
+/// verifies the rewritten path, so one signature covers every spelling that normalises
+/// to it. Kept as a test so the warning stays true.
+#[tokio::test]
+async fn behind_normalize_path_without_original_target_layer_the_rewritten_path_is_verified() {
+    use tower_http::normalize_path::NormalizePathLayer;
+    let clock = TestClock::new(T0);
+    let app = NormalizePathLayer::trim_trailing_slash().layer(top_level(&clock));
+    let addr = serve_service(app).await;
+    signed("GET", "/v1/ping", "/v1/ping/", b"", T0, ME)
+        .send(addr)
+        .await
+        .assert_ok();
+    signed("GET", "/v1/ping/", "/v1/ping/", b"", T0, ME)
+        .send(addr)
+        .await
+        .assert_refused(401, "invalid_signature");
+}
+
+// ---------------------------------------------------------------- one client's flood
+
+#[tokio::test]
+async fn one_client_flooding_the_replay_guard_does_not_lock_others_out() {
+    let clock = TestClock::new(T0);
+    // 20 entries, 2 per client.
+    let verify = VerifyLayer::builder(store())
+        .clock(clock.as_clock())
+        .replay_guard(InMemoryReplayGuard::new(20))
+        .build();
+    let addr = serve(Router::new().nest("/v1", api()).layer(verify)).await;
+    // Distinct valid requests, dated at the future edge (each would hold a slot 600 s).
+    let flood = |n: usize| {
+        signed(
+            "GET",
+            &format!("/v1/ping?n={n}"),
+            &format!("/v1/ping?n={n}"),
+            b"",
+            T0 + 300,
+            ME,
+        )
+    };
+    flood(0).send(addr).await.assert_ok();
+    flood(1).send(addr).await.assert_ok();
+    for n in 2..12 {
+        flood(n)
+            .send(addr)
+            .await
+            .assert_refused(429, "replay_quota_exceeded");
+    }
+    // Every other partner is still served.
+    for n in 0..2 {
+        signed(
+            "GET",
+            &format!("/v1/ping?m={n}"),
+            &format!("/v1/ping?m={n}"),
+            b"",
+            T0,
+            (OTHER, OTHER_SECRET),
+        )
+        .send(addr)
+        .await
+        .assert_ok();
+    }
+}
+
+// ---------------------------------------------------------------- framing, HEAD, HTTP/2
+
+#[tokio::test]
+async fn the_handler_sees_framing_that_matches_its_body() {
+    let clock = TestClock::new(T0);
+    let addr = serve(top_level(&clock)).await;
+    let body = b"hello";
+    let request = signed("POST", "/v1/echo", "/v1/echo", body, T0, ME);
+    // Content-Length beside Transfer-Encoding (a smuggling classic): the chunked framing
+    // wins, and the handler is not shown the stale Content-Length.
+    let head = format!(
+        "POST /v1/echo HTTP/1.1\r\nHost: api.test\r\n{}Content-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        request.headers
+    );
+    let mut raw = Raw::connect(addr).await;
+    raw.write(head.as_bytes()).await;
+    let reply = raw.reply().await;
+    reply.assert_ok();
+    assert_eq!(
+        reply.text(),
+        "len=5 content-length=- transfer-encoding=chunked"
+    );
+
+    // A plain Content-Length request: the header matches the body handed on.
+    let reply = request.send(addr).await;
+    reply.assert_ok();
+    assert_eq!(reply.text(), "len=5 content-length=5 transfer-encoding=-");
+}
+
+#[tokio::test]
+async fn head_requests_are_verified_like_any_other() {
+    let clock = TestClock::new(T0);
+    let addr = serve(top_level(&clock)).await;
+    let reply = signed("HEAD", "/v1/ping", "/v1/ping", b"", T0, ME)
+        .send(addr)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.is_empty());
+    // Signed as GET, sent as HEAD: the method is signed.
+    let mut as_get = signed("GET", "/v1/ping", "/v1/ping", b"", T0, ME);
+    as_get.method = "HEAD";
+    let reply = as_get.send(addr).await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert!(reply.body.is_empty(), "a HEAD answer has no body");
+    assert!(
+        reply
+            .head
+            .to_ascii_lowercase()
+            .contains("content-type: application/json")
+    );
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_verified() {
+    let clock = TestClock::new(T0);
+    let addr = serve(top_level(&clock)).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let signer = Signer::new(CLIENT, &Secret::from(SECRET)).unwrap();
+    let send = |body: &'static [u8], sign_body: &'static [u8]| {
+        let mut request = http::Request::post(format!("http://{addr}/v1/echo?b=2&a=1"))
+            .body(Full::new(Bytes::from_static(body)))
+            .unwrap();
+        let headers = signer.sign("POST", "/v1/echo?b=2&a=1", sign_body, T0);
+        headers.apply_to(request.headers_mut());
+        request
+    };
+    let response = sender.send_request(send(b"h2", b"h2")).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        &body[..],
+        b"len=2 content-length=2 transfer-encoding=-".as_slice()
+    );
+
+    let response = sender.send_request(send(b"h3", b"h2")).await.unwrap();
+    assert_eq!(response.status(), 401);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "invalid_signature");
+}
