@@ -8,7 +8,9 @@
 //!
 //! The measured loops are the functions `run_verify` and `run_floor`;
 //! the script collects inside them only (`--toggle-collect`), so setup is not counted.
-//! Run by `cargo bench` with no such arguments, it does nothing.
+//! Run by `cargo bench` with no such arguments, it does nothing and succeeds: the options
+//! cargo and criterion pass to every bench (`--bench`, `--save-baseline NAME`, `--noplot`,
+//! a filter, …) are accepted and ignored.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -119,26 +121,77 @@ fn run_floor(iterations: u64, mac: &Hmac<Sha256>, string_to_sign: &[u8], body: &
     acc
 }
 
+/// Criterion's options that take a value (`--name value`; `--name=value` is one argument).
+const OPTIONS_WITH_VALUE: &[&str] = &[
+    "-c",
+    "--color",
+    "-s",
+    "--save-baseline",
+    "-b",
+    "--baseline",
+    "--baseline-lenient",
+    "--load-baseline",
+    "--format",
+    "--profile-time",
+    "--sample-size",
+    "--warm-up-time",
+    "--measurement-time",
+    "--nresamples",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--plotting-backend",
+    "--output-format",
+];
+
+/// The positional arguments, without the options (and their values) that `cargo bench`
+/// and criterion pass.
+fn positional(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut args = args.into_iter();
+    let mut out = Vec::new();
+    while let Some(arg) = args.next() {
+        if OPTIONS_WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            out.push(arg);
+        }
+    }
+    out
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let usage = || println!("callgrind probe: run through scripts/callgrind.sh");
-    let (Some(which), Some(iterations)) = (args.next(), args.next()) else {
-        return usage();
+    let args = positional(std::env::args().skip(1));
+    let probe = match args.as_slice() {
+        [which, iterations] => iterations.parse::<u64>().ok().map(|n| (which.as_str(), n)),
+        _ => None,
     };
-    let Ok(iterations) = iterations.parse::<u64>() else {
-        return usage();
+    let cases: [(&str, &Case, bool); 4] = [
+        ("verify-get", &GET, true),
+        ("floor-get", &GET, false),
+        ("verify-post_41b", &POST_41B, true),
+        ("floor-post_41b", &POST_41B, false),
+    ];
+    let Some((case, verify, iterations)) = probe.and_then(|(which, iterations)| {
+        cases
+            .iter()
+            .find(|(name, _, _)| *name == which)
+            .map(|&(_, case, verify)| (case, verify, iterations))
+    }) else {
+        // Not a probe run: `cargo bench` (with or without criterion's options) lands here.
+        // A closed stderr is no reason to fail.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "callgrind probe: nothing to do (run through scripts/callgrind.sh)"
+        );
+        return;
     };
-    let verify = |case: &Case| {
+    let result = if verify {
         let ok = probe_verify(case, iterations);
         assert_eq!(ok as u64, iterations, "every verification must succeed");
         ok
-    };
-    let result = match which.as_str() {
-        "verify-get" => verify(&GET),
-        "floor-get" => probe_floor(&GET, iterations),
-        "verify-post_41b" => verify(&POST_41B),
-        "floor-post_41b" => probe_floor(&POST_41B, iterations),
-        _ => return usage(),
+    } else {
+        probe_floor(case, iterations)
     };
     black_box(result);
 }

@@ -11,7 +11,7 @@ use jg_hmac::{
 };
 
 fn main() -> Result<(), jg_hmac::Error> {
-    // The seed spec's GET example (SPEC-NOTES §2).
+    // The seed spec's GET example (SPEC.md §2, example 1).
     let client_id = "jk_live_example";
     let secret = Secret::from("s3cr3t_test_key_justgold");
     let timestamp = 1_735_550_160;

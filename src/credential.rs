@@ -98,7 +98,7 @@ impl core::fmt::Debug for SigningKey {
 
 /// A client id with the secrets that may sign its requests.
 ///
-/// Several keys may be active at once, the overlap during a rotation (SPEC-NOTES §7): a
+/// Several keys may be active at once, the overlap during a rotation (SPEC.md §8): a
 /// request verifies if it matches any active key. Revoking removes a key at once.
 ///
 /// ```

@@ -67,7 +67,7 @@ pub enum LimitKind {
 ///
 /// The seed spec's four codes are spelled as it spells them (`invalid_signature`,
 /// `timestamp_out_of_range`, `client_id`, `unsupported_content_type`); the crate adds
-/// `missing_header`, `malformed_header`, `replayed_request` (SPEC-NOTES §6),
+/// `missing_header`, `malformed_header`, `replayed_request` (SPEC.md §7),
 /// `request_too_large`, `replay_guard_unavailable` and `replay_quota_exceeded`.
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! The authentication headers, gathered from any header collection (SPEC-NOTES §1).
+//! The authentication headers, gathered from any header collection (SPEC.md §1).
 
 use core::fmt;
 

@@ -58,3 +58,25 @@ pub use signature::{BodyHasher, ContentHash, Signature};
 pub use signer::{SignedHeaders, Signer};
 pub use target::Target;
 pub use verifier::{DEFAULT_WINDOW, Limits, MAX_TIMESTAMP_DIGITS, Prepared, Verified, Verifier};
+
+// The pages under docs/ are doctested too (their Rust blocks compile and run with
+// `cargo test --doc`); they are not part of the rendered crate docs.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/server.md")]
+struct ServerDocs;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/redis.md")]
+struct RedisDocs;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/reqwest.md")]
+struct ReqwestDocs;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/cli.md")]
+struct CliDocs;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/performance.md")]
+struct PerformanceDocs;

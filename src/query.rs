@@ -1,4 +1,4 @@
-//! The canonical query string (SPEC-NOTES §3), computed without building strings.
+//! The canonical query string (SPEC.md §3), computed without building strings.
 //!
 //! A parsed query of up to [`INLINE_PAIRS`] pairs keeps only the raw bytes and the number
 //! of pairs: each time it is written, its pairs are cut from the raw query into an array

@@ -10,7 +10,7 @@ pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// A client secret: bytes that are wiped from memory when dropped and never printed.
 ///
-/// The seed's clients use the UTF-8 bytes of the secret string (SPEC-NOTES §7), which is
+/// The seed's clients use the UTF-8 bytes of the secret string (SPEC.md §8), which is
 /// what [`Secret::from`] with a `&str` gives.
 ///
 /// ```

@@ -110,7 +110,7 @@ pub struct Signature([u8; 32]);
 
 impl Signature {
     /// Parses the `X-Signature` syntax: exactly 64 hexadecimal digits, upper or lower case
-    /// (SPEC-NOTES §5). Returns `None` for anything else, including an empty string, a
+    /// (SPEC.md §5.3). Returns `None` for anything else, including an empty string, a
     /// `0x` prefix or surrounding spaces.
     ///
     /// ```

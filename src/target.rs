@@ -1,4 +1,4 @@
-//! Splitting a request-target into the signed path and the raw query (SPEC-NOTES §4).
+//! Splitting a request-target into the signed path and the raw query (SPEC.md §4).
 
 /// The path and raw query of a request, as they appear in its request-target.
 ///

@@ -21,7 +21,7 @@ use crate::target::Target;
 /// ```
 pub const DEFAULT_WINDOW: u64 = 300;
 
-/// Most digits an `X-Timestamp` may have (SPEC-NOTES §5).
+/// Most digits an `X-Timestamp` may have (SPEC.md §5.2).
 ///
 /// ```
 /// assert_eq!(jg_hmac::MAX_TIMESTAMP_DIGITS, 18);

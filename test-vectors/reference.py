@@ -3,7 +3,7 @@
 
 Run `python3 reference.py` to check every *.json file in this folder, or pass file paths;
 it prints one line per failure and ends with "N passed, M failed". Written for reading: a partner porting the scheme can follow it top to bottom. It follows
-shared/SPEC-NOTES.md (the resolved reading of the published spec). Standard library only.
+SPEC.md at the repository root (the specification of the scheme). Standard library only.
 
 Everything on the wire is handled as BYTES: the request-target, header values, the body,
 the secrets. JSON strings become bytes by UTF-8 encoding.

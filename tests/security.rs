@@ -95,7 +95,7 @@ fn empty_truncated_or_overlong_signature_never_verifies() {
     assert_eq!(
         verify_sig(good.to_uppercase().as_bytes()),
         Ok(()),
-        "uppercase hex is the same 32 bytes (SPEC-NOTES §5)"
+        "uppercase hex is the same 32 bytes (SPEC.md §5.3)"
     );
 
     let mut bad: Vec<String> = vec![

@@ -1,4 +1,4 @@
-//! The canonical query (SPEC-NOTES §3) on arbitrary bytes.
+//! The canonical query (SPEC.md §3) on arbitrary bytes.
 //!
 //! Invariants, beyond "never panics":
 //! - the result equals an independent, deliberately naive implementation written here;
