@@ -261,7 +261,10 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
             format!("outcome=\"{outcome}\""),
             "path=\"/api/v1/health/secure\"".to_owned(),
         ] {
-            assert!(event.contains(&field), "{field} in {event}: the path as sent");
+            assert!(
+                event.contains(&field),
+                "{field} in {event}: the path as sent"
+            );
         }
     }
 
