@@ -226,7 +226,8 @@ impl<'a> AuthHeaders<'a> {
         headers
     }
 
-    /// Collects from an [`http::HeaderMap`], looking each name up rather than scanning.
+    /// Collects from an [`http::HeaderMap`], in one pass over its entries (names in a
+    /// `HeaderMap` are lowercase already; repeated headers are seen as repeated).
     ///
     /// ```
     /// let mut map = http::HeaderMap::new();
@@ -235,19 +236,10 @@ impl<'a> AuthHeaders<'a> {
     /// assert!(format!("{headers:?}").contains("client_id: \"present\""));
     /// ```
     pub fn from_header_map(map: &'a http::HeaderMap) -> Self {
-        let mut headers = Self::new();
-        for (name, slot) in [
-            ("x-client-id", &mut headers.client_id),
-            ("x-access-key", &mut headers.access_key),
-            ("x-timestamp", &mut headers.timestamp),
-            ("x-signature", &mut headers.signature),
-            ("content-type", &mut headers.content_type),
-        ] {
-            for value in map.get_all(name) {
-                slot.push(value.as_bytes());
-            }
-        }
-        headers
+        Self::from_pairs(
+            map.iter()
+                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
+        )
     }
 }
 

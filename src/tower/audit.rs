@@ -1,10 +1,12 @@
 //! Audit events (through `tracing`) and request ids.
 
+use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::signature::Signature;
 use crate::swar::is_visible_ascii;
 
 /// The `tracing` target of the layer's audit events.
@@ -27,12 +29,17 @@ pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
 /// Longest path prefix written to an audit event.
 const MAX_LOGGED_PATH: usize = 256;
 
+/// The header a request id is read from and answered in.
+pub(crate) const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The incoming request id if it is sane (1 to 128 bytes of visible ASCII), else a new
 /// one.
-pub(crate) fn request_id(incoming: Option<&http::HeaderValue>) -> String {
-    match incoming.map(http::HeaderValue::as_bytes) {
-        Some(v) if !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && is_visible_ascii(v) => {
-            String::from_utf8_lossy(v).into_owned()
+pub(crate) fn request_id(incoming: Option<&http::HeaderValue>) -> Arc<str> {
+    match incoming.map(http::HeaderValue::to_str) {
+        Some(Ok(v))
+            if !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && is_visible_ascii(v.as_bytes()) =>
+        {
+            Arc::from(v)
         }
         _ => new_request_id(),
     }
@@ -40,12 +47,34 @@ pub(crate) fn request_id(incoming: Option<&http::HeaderValue>) -> String {
 
 /// A fresh request id: 16 hex digits, unique within the process (a counter) and not
 /// guessable across processes (hashed with a per-process random key).
-pub(crate) fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> Arc<str> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static KEY: OnceLock<RandomState> = OnceLock::new();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let h = KEY.get_or_init(RandomState::new).hash_one(n);
-    format!("{h:016x}")
+    let mut digits = [0u8; 16];
+    hex::encode_to_slice(h.to_be_bytes(), &mut digits).unwrap_or_default();
+    Arc::from(core::str::from_utf8(&digits).unwrap_or_default())
+}
+
+/// The first 8 hex digits of a signature, quoted like a string field, formatted only if
+/// the event is recorded.
+struct ShortSig<'a>(&'a Signature);
+
+impl fmt::Debug for ShortSig<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for b in &self.0.as_bytes()[..4] {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str("\"")
+    }
+}
+
+/// Whether any subscriber records audit events (refusals are logged at `WARN`, the most
+/// severe level used).
+pub(crate) fn enabled() -> bool {
+    tracing::enabled!(target: "jg_hmac::audit", tracing::Level::WARN)
 }
 
 /// What one audit event says.
@@ -57,18 +86,22 @@ pub(crate) struct Event<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub key_id: Option<&'a str>,
-    pub sig: Option<&'a str>,
+    pub sig: Option<&'a Signature>,
     pub latency: Duration,
     pub store_error: Option<&'a dyn std::fmt::Display>,
 }
 
 impl Event<'_> {
     pub(crate) fn emit(&self) {
+        // Nothing below is worth computing for an event no subscriber records.
+        if !enabled() {
+            return;
+        }
         let path = truncate(self.path, MAX_LOGGED_PATH);
         let latency_us = u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX);
         let client_id = self.client_id.unwrap_or("-");
         let key_id = self.key_id.unwrap_or("-");
-        let sig = self.sig.unwrap_or("-");
+        let sig = self.sig.map(|sig| tracing::field::debug(ShortSig(sig)));
         if self.outcome == "accepted" {
             tracing::info!(
                 target: "jg_hmac::audit",
@@ -121,7 +154,7 @@ mod tests {
     #[test]
     fn request_ids_are_reused_only_when_sane() {
         let ok = http::HeaderValue::from_static("req-123_abc");
-        assert_eq!(request_id(Some(&ok)), "req-123_abc");
+        assert_eq!(&*request_id(Some(&ok)), "req-123_abc");
         let spaced = http::HeaderValue::from_static("a b");
         assert_eq!(request_id(Some(&spaced)).len(), 16);
         let long = http::HeaderValue::from_str(&"x".repeat(129)).unwrap();

@@ -36,6 +36,7 @@
 //! ```
 
 mod audit;
+mod body;
 mod cache;
 mod future;
 mod identity;

@@ -6,6 +6,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
 use crate::error::{Error, json_error_body, push_json_string};
+use crate::signature::Signature;
 
 use super::store::StoreError;
 
@@ -15,7 +16,7 @@ pub(super) struct Refusal<'a> {
     /// The server's clock when the refusal was decided: the JSON body's `timestamp`.
     pub(super) now: u64,
     pub(super) client_id: Option<&'a str>,
-    pub(super) sig: Option<String>,
+    pub(super) sig: Option<Signature>,
     pub(super) string_to_sign: Option<String>,
     pub(super) store_error: Option<StoreError>,
 }

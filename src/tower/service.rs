@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response, StatusCode, header};
 use http_body::Body;
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{Either, Full};
 use tower_service::Service;
 
 use crate::error::{Error, LimitKind};
@@ -21,6 +21,7 @@ use crate::target::Target;
 use crate::verifier::Verified;
 
 use super::audit::{self, Event};
+use super::body::{BodyError, read_to_limit};
 use super::future::{ResponseBody, ResponseFuture};
 use super::identity::Authenticated;
 use super::layer::Shared;
@@ -155,9 +156,10 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let started = Instant::now();
+        // Latency is measured only for an audit event that something records.
+        let started = audit::enabled().then(Instant::now);
         let (mut parts, body) = request.into_parts();
-        let request_id = audit::request_id(parts.headers.get("x-request-id"));
+        let request_id = audit::request_id(parts.headers.get(&audit::X_REQUEST_ID));
         let (verified, bytes) = match self.authenticate(&parts, body).await {
             Ok(done) => done,
             Err(refusal) => {
@@ -165,28 +167,30 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
                 return Ok(response.map(Either::Right));
             }
         };
-        let request_id: Arc<str> = request_id.into();
         let who = Authenticated::new(verified, Arc::clone(&request_id));
         parts.extensions.insert(who.clone());
         let method = parts.method.clone();
-        let sent = sent_uri(&parts).clone();
+        // The inner service takes the request: keep the path as sent for the audit event,
+        // if anything records it.
+        let sent = audit::enabled()
+            .then(|| sent_uri(&parts).path_and_query().cloned())
+            .flatten();
         let result = inner
             .call(Request::from_parts(parts, Full::new(bytes)))
             .await;
         let status = result
             .as_ref()
             .map_or(StatusCode::INTERNAL_SERVER_ERROR, Response::status);
-        let sig = who.verified().signature().short_hex();
         Event {
             request_id: &request_id,
             outcome: "accepted",
             status: status.as_u16(),
             client_id: Some(who.client_id()),
             method: method.as_str(),
-            path: sent.path(),
+            path: sent.as_ref().map_or("", http::uri::PathAndQuery::path),
             key_id: Some(who.key_id()),
-            sig: Some(&sig),
-            latency: started.elapsed(),
+            sig: Some(who.verified().signature()),
+            latency: started.map(|t| t.elapsed()).unwrap_or_default(),
             store_error: None,
         }
         .emit();
@@ -217,7 +221,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             })?;
         let refuse = |failure, now| Refusal {
             client_id: Some(prepared.client_id()),
-            sig: Some(prepared.signature().short_hex()),
+            sig: Some(*prepared.signature()),
             ..Refusal::new(failure, now)
         };
 
@@ -248,16 +252,13 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             .check_client(&prepared, credential.as_deref(), arrived)
             .map_err(|e| refuse(Failure::Auth(e), arrived))?;
 
-        let bytes = match Limited::new(body, self.body_limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<LengthLimitError>() => {
-                return Err(refuse(
-                    Failure::Auth(Error::TooLarge(LimitKind::Body)),
-                    self.clock.now(),
-                ));
-            }
-            Err(_) => return Err(refuse(Failure::BodyUnreadable, self.clock.now())),
-        };
+        let bytes = read_to_limit(body, self.body_limit).await.map_err(|e| {
+            let failure = match e {
+                BodyError::TooLarge => Failure::Auth(Error::TooLarge(LimitKind::Body)),
+                BodyError::Unreadable => Failure::BodyUnreadable,
+            };
+            refuse(failure, self.clock.now())
+        })?;
 
         // The request is complete: every decision from here is taken at this time.
         let now = self.clock.now();
@@ -288,7 +289,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         &self,
         parts: &Parts,
         request_id: &str,
-        started: Instant,
+        started: Option<Instant>,
         refusal: Refusal<'_>,
     ) -> Response<Full<Bytes>> {
         let response =
@@ -303,8 +304,8 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             method: parts.method.as_str(),
             path: sent_uri(parts).path(),
             key_id: None,
-            sig: refusal.sig.as_deref(),
-            latency: started.elapsed(),
+            sig: refusal.sig.as_ref(),
+            latency: started.map(|t| t.elapsed()).unwrap_or_default(),
             store_error: refusal.store_error.as_ref().map(|e| e as &dyn fmt::Display),
         }
         .emit();
