@@ -483,6 +483,43 @@ fn explain_shows_a_mismatch_and_verifies_on_request() {
 }
 
 #[test]
+fn explain_and_verify_escape_what_they_echo() {
+    // Escape sequences (clear screen, hide text, 8-bit CSI) in every field explain echoes.
+    // (A request-target cannot hold control bytes, but 0x9B is CSI to some terminals.)
+    let raw = b"GET /v1/\x9b2J\x9b31m\xff?a=\xff HTTP/1.1\r\n\
+                X-Client-Id: jk\x1b]0;pwned\x07\r\n\
+                X-Timestamp: 17355\x1b[8m50160\r\n\
+                X-Signature: \x1b[2Jfa86\r\n\r\n";
+    let r = run(&with_secret(&["explain", "--now", "1735550160"]), raw);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let printable = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .all(|&b| b == b'\n' || (0x20..=0x7e).contains(&b))
+    };
+    assert!(printable(&r.stdout), "{:?}", r.out());
+    let out = r.out();
+    assert!(
+        out.contains("path:               /v1/\\x9b2J\\x9b31m\\xff\n"),
+        "{out}"
+    );
+    assert!(out.contains("client id:          jk\\x1b]0;pwned\\x07 (from X-Client-Id"));
+    assert!(out.contains("timestamp:          17355\\x1b[8m50160 (from X-Timestamp"));
+    assert!(out.contains("sent signature:     \\x1b[2Jfa86\n"));
+    assert!(out.contains("\n17355\\x1b[8m50160\\n\n"), "{out}");
+    // The string-to-sign block gives back the bytes.
+    assert!(string_to_sign(&out).contains("\n17355\x1b[8m50160\n"));
+
+    let r = run(
+        &with_secret(&["verify", "--now", "1735550160", "--client-id", "a\x1bb"]),
+        SEED_GET.as_bytes(),
+    );
+    assert_eq!(r.code, 1);
+    assert!(printable(&r.stdout), "{:?}", r.out());
+    assert!(r.out().contains("client id a\\x1bb only"), "{}", r.out());
+}
+
+#[test]
 fn curl_command_passes_the_body_byte_for_byte() {
     let body: Vec<u8> = [
         &b"{\"note\":\"it's 100% \\\\ done\"}\n"[..],
@@ -595,14 +632,36 @@ fn field<'a>(out: &'a str, label: &str) -> &'a str {
 }
 
 /// The string-to-sign block of `explain`'s output, with the visible `\n` markers
-/// turned back into newlines.
+/// turned back into newlines and the `\xHH` escapes into their bytes.
 fn string_to_sign(out: &str) -> String {
     let block = out
         .split_once("none at the end):\n")
         .unwrap_or_else(|| panic!("no string-to-sign in:\n{out}"))
         .1;
     let block = block.split_once("\n\n").unwrap().0;
-    block.replace("\\n\n", "\n")
+    String::from_utf8_lossy(&unescape(&block.replace("\\n\n", "\n"))).into_owned()
+}
+
+/// Undoes the terminal escaping of `explain`: `\xHH` back to the byte.
+fn unescape(shown: &str) -> Vec<u8> {
+    let bytes = shown.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && bytes.get(i + 1) == Some(&b'x')
+            && let Some(Ok(b)) = bytes
+                .get(i + 2..i + 4)
+                .map(|h| u8::from_str_radix(std::str::from_utf8(h).unwrap_or("zz"), 16))
+        {
+            out.push(b);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 #[test]
