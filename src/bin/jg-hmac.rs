@@ -16,8 +16,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use jg_hmac::raw::{self, Framing, RawLimits, RawRequest};
 use jg_hmac::{
-    CanonicalRequest, Clock, ContentHash, Credential, Secret, Signature, Signer, SystemClock,
-    Verifier,
+    CanonicalRequest, Clock, ContentHash, Credential, Diagnosis, Received, Secret, Signature,
+    Signer, SystemClock, Verifier, diagnose,
 };
 
 /// Sign, verify and explain raw HTTP/1.1 requests signed with JG-HMAC-SHA256.
@@ -663,24 +663,45 @@ fn explain(args: &ExplainArgs) -> Result<Vec<u8>, Failure> {
                 out.push(b'\n');
             };
             field("expected signature", expected.to_hex().as_bytes());
-            if let Some(sent) = sent {
+            let diagnosis = if let Some(sent) = sent {
                 field("sent signature", sent);
-                let verdict: &[u8] = match core::str::from_utf8(sent)
+                let parsed = core::str::from_utf8(sent)
                     .ok()
-                    .and_then(Signature::from_hex)
-                {
+                    .and_then(Signature::from_hex);
+                let verdict: &[u8] = match parsed {
                     Some(s) if s == expected => b"matches",
                     Some(_) => b"DOES NOT MATCH: diff the string-to-sign above with the sender's",
                     None => b"DOES NOT MATCH: X-Signature is not 64 hex digits (malformed_header)",
                 };
                 field("signature", verdict);
+                match parsed {
+                    Some(sent) => {
+                        let received = match &args.content_sha256 {
+                            Some(_) => Received::with_content_hash(
+                                request.method(),
+                                parts,
+                                &timestamp,
+                                content,
+                            ),
+                            None => {
+                                Received::new(request.method(), parts, &timestamp, request.body())
+                            }
+                        };
+                        diagnosis_line(&diagnose(secret, &received, &sent), parts.path())
+                    }
+                    None => b"unknown (X-Signature is not 64 hex digits)".to_vec(),
+                }
             } else {
                 field("signature", b"the request has no X-Signature");
-            }
+                b"unknown (the request has no X-Signature)".to_vec()
+            };
             if let Some(now) = args.now {
                 let verdict = verify_at(&request, secret, now);
                 field(&format!("verify at {now}"), verdict.as_bytes());
             }
+            out.extend_from_slice(b"diagnosis: ");
+            out.extend_from_slice(&diagnosis);
+            out.push(b'\n');
         }
         None => {
             out.extend_from_slice(
@@ -692,6 +713,22 @@ fn explain(args: &ExplainArgs) -> Result<Vec<u8>, Failure> {
         out.extend_from_slice(format!("note: {note}\n").as_bytes());
     }
     Ok(out)
+}
+
+/// `CODE (explanation)`, escaped for the terminal; for `path_prefix`, the missing prefix
+/// too.
+fn diagnosis_line(diagnosis: &Diagnosis, path: &[u8]) -> Vec<u8> {
+    let mut line = Vec::new();
+    push_escaped(
+        &mut line,
+        format!("{} ({}", diagnosis.code(), diagnosis).as_bytes(),
+    );
+    if let Diagnosis::PathPrefix { prefix_len, .. } = diagnosis {
+        line.extend_from_slice(b"; missing: ");
+        push_escaped(&mut line, path.get(..*prefix_len).unwrap_or_default());
+    }
+    line.push(b')');
+    line
 }
 
 fn verify_at(request: &RawRequest<'_>, secret: &Secret, now: u64) -> String {
