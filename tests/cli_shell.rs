@@ -48,7 +48,8 @@ fn have_curl() -> bool {
             std::env::var_os("CI").is_none(),
             "curl is not installed, and CI is set: install curl (Debian package `curl`)"
         );
-        println!("SKIPPED: curl not installed");
+        static TOLD: std::sync::Once = std::sync::Once::new();
+        TOLD.call_once(|| println!("SKIPPED: curl not installed"));
     }
     found
 }

@@ -507,7 +507,7 @@ fn verify(args: &VerifyArgs) -> Result<Vec<u8>, Failure> {
             let detail = match e {
                 jg_hmac::Error::TimestampOutOfRange => timestamp_detail(&request, now, args.window),
                 jg_hmac::Error::InvalidSignature => {
-                    " (run `jg-hmac explain` on the same request to see the string-to-sign)".into()
+                    " (run `jg-hmac explain` on the same request to see the string-to-sign and a diagnosis)".into()
                 }
                 jg_hmac::Error::UnknownClient => match only {
                     Some(only) => format!(
