@@ -38,6 +38,7 @@ mod verifier;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
+pub mod diagnose;
 pub mod raw;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -49,6 +50,7 @@ pub mod reqwest;
 pub use canonical::{ALGORITHM, CanonicalRequest, VisibleNewlines};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use credential::{Credential, CredentialLookup, SigningKey};
+pub use diagnose::{Diagnosis, Received, diagnose};
 pub use error::{Error, LimitKind, SignedHeader};
 pub use headers::{ACCESS_KEY, AuthHeaders, CLIENT_ID, SIGNATURE, TIMESTAMP};
 pub use query::{CanonicalQuery, INLINE_PAIRS, canonical_query};

@@ -483,6 +483,43 @@ fn explain_shows_a_mismatch_and_verifies_on_request() {
 }
 
 #[test]
+fn explain_and_verify_escape_what_they_echo() {
+    // Escape sequences (clear screen, hide text, 8-bit CSI) in every field explain echoes.
+    // (A request-target cannot hold control bytes, but 0x9B is CSI to some terminals.)
+    let raw = b"GET /v1/\x9b2J\x9b31m\xff?a=\xff HTTP/1.1\r\n\
+                X-Client-Id: jk\x1b]0;pwned\x07\r\n\
+                X-Timestamp: 17355\x1b[8m50160\r\n\
+                X-Signature: \x1b[2Jfa86\r\n\r\n";
+    let r = run(&with_secret(&["explain", "--now", "1735550160"]), raw);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let printable = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .all(|&b| b == b'\n' || (0x20..=0x7e).contains(&b))
+    };
+    assert!(printable(&r.stdout), "{:?}", r.out());
+    let out = r.out();
+    assert!(
+        out.contains("path:               /v1/\\x9b2J\\x9b31m\\xff\n"),
+        "{out}"
+    );
+    assert!(out.contains("client id:          jk\\x1b]0;pwned\\x07 (from X-Client-Id"));
+    assert!(out.contains("timestamp:          17355\\x1b[8m50160 (from X-Timestamp"));
+    assert!(out.contains("sent signature:     \\x1b[2Jfa86\n"));
+    assert!(out.contains("\n17355\\x1b[8m50160\\n\n"), "{out}");
+    // The string-to-sign block gives back the bytes.
+    assert!(string_to_sign(&out).contains("\n17355\x1b[8m50160\n"));
+
+    let r = run(
+        &with_secret(&["verify", "--now", "1735550160", "--client-id", "a\x1bb"]),
+        SEED_GET.as_bytes(),
+    );
+    assert_eq!(r.code, 1);
+    assert!(printable(&r.stdout), "{:?}", r.out());
+    assert!(r.out().contains("client id a\\x1bb only"), "{}", r.out());
+}
+
+#[test]
 fn curl_command_passes_the_body_byte_for_byte() {
     let body: Vec<u8> = [
         &b"{\"note\":\"it's 100% \\\\ done\"}\n"[..],
@@ -595,14 +632,36 @@ fn field<'a>(out: &'a str, label: &str) -> &'a str {
 }
 
 /// The string-to-sign block of `explain`'s output, with the visible `\n` markers
-/// turned back into newlines.
+/// turned back into newlines and the `\xHH` escapes into their bytes.
 fn string_to_sign(out: &str) -> String {
     let block = out
         .split_once("none at the end):\n")
         .unwrap_or_else(|| panic!("no string-to-sign in:\n{out}"))
         .1;
     let block = block.split_once("\n\n").unwrap().0;
-    block.replace("\\n\n", "\n")
+    String::from_utf8_lossy(&unescape(&block.replace("\\n\n", "\n"))).into_owned()
+}
+
+/// Undoes the terminal escaping of `explain`: `\xHH` back to the byte.
+fn unescape(shown: &str) -> Vec<u8> {
+    let bytes = shown.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && bytes.get(i + 1) == Some(&b'x')
+            && let Some(Ok(b)) = bytes
+                .get(i + 2..i + 4)
+                .map(|h| u8::from_str_radix(std::str::from_utf8(h).unwrap_or("zz"), 16))
+        {
+            out.push(b);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 #[test]
@@ -820,4 +879,302 @@ fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("jg-hmac-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     TempDir(dir)
+}
+
+// ---- `explain` names the mistake ----
+
+const EMPTY_HASH: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// The string-to-sign a (possibly mistaken) signer builds from these lines.
+fn sts_of(ts: &str, method: &str, path: &str, query: &str, hash: &str) -> Vec<u8> {
+    format!("JG-HMAC-SHA256\n{ts}\n{method}\n{path}\n{query}\n{hash}").into_bytes()
+}
+
+fn hmac_hex(secret: &[u8], message: &[u8]) -> String {
+    jg_hmac::diagnose::hmac(&jg_hmac::Secret::new(secret), message).to_hex()
+}
+
+/// A request carrying `signature`, timestamp 1735550160.
+fn signed_request(method: &str, target: &str, body: &[u8], signature: &str) -> Vec<u8> {
+    let mut raw = format!(
+        "{method} {target} HTTP/1.1\r\nHost: api.justgold.me\r\nContent-Type: application/json\r\n\
+         X-Client-Id: jk_live_example\r\nX-Timestamp: 1735550160\r\nX-Signature: {signature}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+/// `explain`'s one `diagnosis:` line (after `diagnosis: `), checking that the secret is
+/// not in the output.
+fn diagnosis(request: &[u8]) -> String {
+    let r = run(&with_secret(&["explain"]), request);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.out();
+    assert!(!out.contains(SEED_SECRET), "the secret is printed:\n{out}");
+    assert!(!r.stderr.contains(SEED_SECRET));
+    let lines: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("diagnosis: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "want one diagnosis line:\n{out}");
+    lines[0].to_owned()
+}
+
+fn assert_diagnosis(code: &str, method: &str, target: &str, body: &[u8], signed: &[u8]) -> String {
+    let signature = hmac_hex(SEED_SECRET.as_bytes(), signed);
+    let line = diagnosis(&signed_request(method, target, body, &signature));
+    assert!(
+        line.starts_with(&format!("{code} (")),
+        "want {code}, got {line:?} for {:?}",
+        String::from_utf8_lossy(signed)
+    );
+    line
+}
+
+const TS: &str = "1735550160";
+
+#[test]
+fn explain_diagnoses_none_and_unknown() {
+    let line = diagnosis(SEED_GET.as_bytes());
+    assert_eq!(line, "none (the sent signature matches)");
+
+    // Another secret: no mistake explains it.
+    let sts = sts_of(TS, "GET", "/v1/ping", "", EMPTY_HASH);
+    let other = hmac_hex(b"another secret", &sts);
+    let line = diagnosis(&signed_request("GET", "/v1/ping", b"", &other));
+    assert!(line.starts_with("unknown ("), "{line}");
+    // Two mistakes at once are not one typical mistake either.
+    let sts = sts_of(TS, "get", "/v1/ping/", "", EMPTY_HASH);
+    let line = diagnosis(&signed_request(
+        "GET",
+        "/v1/ping",
+        b"",
+        &hmac_hex(SEED_SECRET.as_bytes(), &sts),
+    ));
+    assert!(line.starts_with("unknown ("), "{line}");
+
+    // No X-Signature, or a malformed one.
+    let no_sig = SEED_GET.replace(
+        "X-Signature: fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76\r\n",
+        "",
+    );
+    assert!(diagnosis(no_sig.as_bytes()).starts_with("unknown (the request has no X-Signature"));
+    let bad = SEED_GET.replace("fa86029249a12a95", "zz");
+    assert!(diagnosis(bad.as_bytes()).starts_with("unknown (X-Signature is not 64 hex"));
+
+    // Without a secret there is nothing to diagnose: no line.
+    let r = run_with(&["explain"], None, SEED_GET.as_bytes());
+    assert!(!r.out().contains("diagnosis:"), "{}", r.out());
+}
+
+#[test]
+fn explain_diagnoses_query_mistakes() {
+    // Signed in the order sent.
+    assert_diagnosis(
+        "query_unsorted",
+        "GET",
+        "/v1/ping?z=two&z=three&version=1&a=hello",
+        b"",
+        &sts_of(
+            TS,
+            "GET",
+            "/v1/ping",
+            "z=two&z=three&version=1&a=hello",
+            EMPTY_HASH,
+        ),
+    );
+    // Sorted like the published Node snippet's localeCompare: `a` before `B`.
+    assert_diagnosis(
+        "query_locale_order",
+        "GET",
+        "/v1/ping?B=2&a=1",
+        b"",
+        &sts_of(TS, "GET", "/v1/ping", "a=1&B=2", EMPTY_HASH),
+    );
+    // Decoded values signed.
+    assert_diagnosis(
+        "query_not_encoded",
+        "GET",
+        "/v1/search?q=gold+bar&city=Z%C3%BCrich",
+        b"",
+        &sts_of(
+            TS,
+            "GET",
+            "/v1/search",
+            "city=Zürich&q=gold bar",
+            EMPTY_HASH,
+        ),
+    );
+    // An empty query line though the request has a query.
+    assert_diagnosis(
+        "query_missing",
+        "GET",
+        "/v1/ping?version=1",
+        b"",
+        &sts_of(TS, "GET", "/v1/ping", "", EMPTY_HASH),
+    );
+}
+
+#[test]
+fn explain_diagnoses_path_and_method_mistakes() {
+    assert_diagnosis(
+        "path_decoded",
+        "GET",
+        "/v1/files/gold%20bar%2Finvoice",
+        b"",
+        &sts_of(TS, "GET", "/v1/files/gold bar/invoice", "", EMPTY_HASH),
+    );
+    let line = assert_diagnosis(
+        "path_trailing_slash",
+        "GET",
+        "/v1/ping/",
+        b"",
+        &sts_of(TS, "GET", "/v1/ping", "", EMPTY_HASH),
+    );
+    assert!(line.contains("without the trailing slash"), "{line}");
+    let line = assert_diagnosis(
+        "path_trailing_slash",
+        "GET",
+        "/v1/ping",
+        b"",
+        &sts_of(TS, "GET", "/v1/ping/", "", EMPTY_HASH),
+    );
+    assert!(line.contains("with a trailing slash"), "{line}");
+    let line = assert_diagnosis(
+        "path_prefix",
+        "GET",
+        "/partner-api/v2/v1/ping?a=1",
+        b"",
+        &sts_of(TS, "GET", "/v1/ping", "a=1", EMPTY_HASH),
+    );
+    assert!(line.contains("first 2 segments"), "{line}");
+    assert!(line.ends_with("; missing: /partner-api/v2)"), "{line}");
+    assert_diagnosis(
+        "method_lowercase",
+        "POST",
+        "/v1/orders",
+        b"",
+        &sts_of(TS, "post", "/v1/orders", "", EMPTY_HASH),
+    );
+}
+
+#[test]
+fn explain_diagnoses_body_mistakes() {
+    let body = SEED_POST_BODY.as_bytes();
+    let hash = |b: &[u8]| jg_hmac::ContentHash::of(b).to_string();
+    assert_diagnosis(
+        "body_hash_empty",
+        "POST",
+        "/v1/transactions/buy",
+        body,
+        &sts_of(TS, "POST", "/v1/transactions/buy", "", EMPTY_HASH),
+    );
+    // The signer hashed a newline more (a file with a final newline, `echo`)...
+    let with_newline = [body, b"\n"].concat();
+    let line = assert_diagnosis(
+        "body_trailing_newline",
+        "POST",
+        "/v1/transactions/buy",
+        body,
+        &sts_of(TS, "POST", "/v1/transactions/buy", "", &hash(&with_newline)),
+    );
+    assert!(line.contains("more"), "{line}");
+    // ... or one less than was sent (curl -d @file strips newlines).
+    let line = assert_diagnosis(
+        "body_trailing_newline",
+        "POST",
+        "/v1/transactions/buy",
+        &with_newline,
+        &sts_of(TS, "POST", "/v1/transactions/buy", "", &hash(body)),
+    );
+    assert!(line.contains("less"), "{line}");
+}
+
+#[test]
+fn explain_diagnoses_string_to_sign_secret_and_timestamp_mistakes() {
+    let right = sts_of(TS, "GET", "/v1/ping", "a=hello", EMPTY_HASH);
+    let target = "/v1/ping?a=hello";
+    let crlf = String::from_utf8(right.clone())
+        .unwrap()
+        .replace('\n', "\r\n");
+    assert_diagnosis("crlf_newlines", "GET", target, b"", crlf.as_bytes());
+    // The published GET example, copied with its indentation (SPEC.md §11 item 1).
+    let indented = format!(
+        "JG-HMAC-SHA256\n1735550160\nGET\n/v1/ping\n a=hello&version=1&z=three&z=two\n {EMPTY_HASH}"
+    );
+    assert_diagnosis(
+        "indented_lines",
+        "GET",
+        "/v1/ping?z=two&z=three&version=1&a=hello",
+        b"",
+        indented.as_bytes(),
+    );
+    assert_diagnosis(
+        "string_trailing_newline",
+        "GET",
+        target,
+        b"",
+        &[&right[..], b"\n"].concat(),
+    );
+
+    // The secret read from a file with its newline, or pasted with spaces.
+    for secret in [
+        format!("{SEED_SECRET}\n"),
+        format!(" {SEED_SECRET} "),
+        format!("{SEED_SECRET}\r\n"),
+    ] {
+        let signature = hmac_hex(secret.as_bytes(), &right);
+        let line = diagnosis(&signed_request("GET", target, b"", &signature));
+        assert!(line.starts_with("secret_whitespace ("), "{line}");
+    }
+
+    // Signed 7 s before the X-Timestamp sent; and at the edges of the window.
+    for (signed, offset) in [
+        (1735550153u64, "-7"),
+        (1735550460, "+300"),
+        (1735549860, "-300"),
+    ] {
+        let line = assert_diagnosis(
+            "timestamp_differs",
+            "GET",
+            target,
+            b"",
+            &sts_of(
+                &signed.to_string(),
+                "GET",
+                "/v1/ping",
+                "a=hello",
+                EMPTY_HASH,
+            ),
+        );
+        assert!(
+            line.contains(&format!("timestamp {signed}, {offset} s from")),
+            "{line}"
+        );
+    }
+    // Beyond the window: not searched.
+    let line = diagnosis(&signed_request(
+        "GET",
+        target,
+        b"",
+        &hmac_hex(
+            SEED_SECRET.as_bytes(),
+            &sts_of("1735550461", "GET", "/v1/ping", "a=hello", EMPTY_HASH),
+        ),
+    ));
+    assert!(line.starts_with("unknown ("), "{line}");
+}
+
+#[test]
+fn every_diagnosis_code_has_a_test_here() {
+    let source = include_str!("cli.rs");
+    for code in jg_hmac::diagnose::CODES {
+        assert!(
+            source.contains(&format!("\"{code}\"")) || source.contains(&format!("\"{code} (")),
+            "no test for {code}"
+        );
+    }
 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use jg_hmac::raw::{self, Framing, RawLimits, RawRequest};
 use jg_hmac::{
-    CanonicalRequest, Clock, ContentHash, Credential, Secret, Signature, Signer, SystemClock,
-    Verifier,
+    CanonicalRequest, Clock, ContentHash, Credential, Diagnosis, Received, Secret, Signature,
+    Signer, SystemClock, Verifier, diagnose,
 };
 
 /// Sign, verify and explain raw HTTP/1.1 requests signed with JG-HMAC-SHA256.
@@ -274,15 +274,35 @@ fn sign(args: &SignArgs) -> Result<Vec<u8>, Failure> {
 }
 
 /// A POSIX shell command: `printf '<body>' | curl ... --data-binary @-`.
+///
+/// Every field is in single quotes (a `'` becomes `'\''`), so `| sh` runs this one
+/// command and nothing else, whatever the request holds; the body, and a header value
+/// with bytes that are not printable ASCII, go through `printf` with every such byte
+/// written as an octal escape, and never as a format that starts with `-`. The command
+/// itself is printable ASCII. What curl cannot send byte for byte is refused instead
+/// (exit 2): a NUL in a header value, a fragment or a byte that is not ASCII in the
+/// request-target.
 fn curl_command(
     request: &RawRequest<'_>,
     base: &str,
     added: &[(&str, &[u8])],
 ) -> Result<Vec<u8>, Failure> {
     let base = base.trim_end_matches('/');
-    if !(base.starts_with("http://") || base.starts_with("https://")) {
+    let Some(rest) = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+    else {
         return Err(Failure::Input(
             "--curl takes a URL base such as http://127.0.0.1:8080".into(),
+        ));
+    };
+    if rest.is_empty()
+        || rest
+            .bytes()
+            .any(|b| !(0x21..=0x7e).contains(&b) || matches!(b, b'?' | b'#' | b'\'' | b'\\'))
+    {
+        return Err(Failure::Input(
+            "--curl takes a URL base such as http://127.0.0.1:8080: scheme, host, port and an optional path, in visible ASCII without ?, #, ' or \\".into(),
         ));
     }
     let target = request.target();
@@ -302,7 +322,20 @@ fn curl_command(
             url.extend_from_slice(parts.query());
         }
     }
+    let sent = url.get(base.len()..).unwrap_or_default();
+    if sent.contains(&b'#') {
+        return Err(Failure::Input(
+            "--curl: the request-target has a fragment (#), which curl does not send; remove it, or percent-encode the # as %23 and sign again".into(),
+        ));
+    }
+    if let Some(b) = sent.iter().find(|b| !b.is_ascii()) {
+        return Err(Failure::Input(format!(
+            "--curl: the request-target has a byte that is not ASCII ({}), which curl would percent-encode, changing the signed path; percent-encode it in the request and sign again",
+            escape_for_terminal(&[*b])
+        )));
+    }
     let body = request.body();
+    let method = request.method();
     let mut out = Vec::new();
     if !body.is_empty() {
         out.extend_from_slice(b"printf '");
@@ -312,35 +345,55 @@ fn curl_command(
     // --path-as-is: curl would otherwise remove dot segments, changing the signed path.
     // --globoff: [] and {} in URLs are data, not curl globs.
     out.extend_from_slice(b"curl --silent --show-error --path-as-is --globoff");
-    if request.method() == "HEAD" {
+    if method == "HEAD" && body.is_empty() {
         out.extend_from_slice(b" --head");
     } else {
         out.extend_from_slice(b" --request ");
-        out.extend_from_slice(request.method().as_bytes());
+        shell_quote(&mut out, method.as_bytes());
     }
     out.push(b' ');
     shell_quote(&mut out, &url);
     let skip = ["host", "content-length", "transfer-encoding"];
+    let mut headers: Vec<(&str, &[u8])> = Vec::new();
     for header in request.headers() {
         if skip.iter().chain(&AUTH_HEADERS).any(|n| header.is(n)) {
             continue;
         }
-        out.extend_from_slice(b" \\\n  --header ");
-        let mut line = header.name().as_bytes().to_vec();
-        line.extend_from_slice(b": ");
-        line.extend_from_slice(header.value());
-        shell_quote(&mut out, &line);
+        headers.push((header.name(), header.value()));
     }
-    if !body.is_empty() && request.header_values("content-type").next().is_none() {
-        // curl would add `Content-Type: application/x-www-form-urlencoded`.
-        out.extend_from_slice(b" \\\n  --header 'Content-Type:'");
+    // Headers curl adds by itself, unless the request has its own: removed, so that the
+    // request sent is the request signed. (`Name:` with nothing after the colon tells
+    // curl to leave its own header out.)
+    let mut remove: Vec<&str> = ["User-Agent", "Accept"].to_vec();
+    if !body.is_empty() {
+        // curl would add `Content-Type: application/x-www-form-urlencoded`, and
+        // `Expect: 100-continue` for a large body.
+        remove.extend(["Content-Type", "Expect"]);
     }
-    for (name, value) in added {
+    for name in remove {
+        if request.header_values(name).next().is_none() {
+            out.extend_from_slice(b" \\\n  --header ");
+            shell_quote(&mut out, format!("{name}:").as_bytes());
+        }
+    }
+    headers.extend(added.iter().copied());
+    for (name, value) in headers {
+        if value.contains(&0) {
+            return Err(Failure::Input(format!(
+                "--curl: the value of header {} holds a NUL byte, which cannot be passed to curl",
+                escape_for_terminal(name.as_bytes())
+            )));
+        }
         out.extend_from_slice(b" \\\n  --header ");
         let mut line = name.as_bytes().to_vec();
-        line.extend_from_slice(b": ");
-        line.extend_from_slice(value);
-        shell_quote(&mut out, &line);
+        if value.is_empty() {
+            // `Name:` would remove the header; `Name;` sends it with an empty value.
+            line.push(b';');
+        } else {
+            line.extend_from_slice(b": ");
+            line.extend_from_slice(value);
+        }
+        shell_argument(&mut out, &line);
     }
     if !body.is_empty() {
         out.extend_from_slice(b" \\\n  --data-binary @-");
@@ -350,11 +403,14 @@ fn curl_command(
 }
 
 /// `printf` format text that prints `bytes` exactly: `%` doubled, everything but
-/// printable ASCII (and `'` and `\`) as a three-digit octal escape.
+/// printable ASCII (and `'` and `\`) as a three-digit octal escape. A leading `-` is
+/// escaped too, so that no `printf` (dash's builtin included) takes the format for an
+/// option.
 fn printf_escape(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
+    for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'%' => out.extend_from_slice(b"%%"),
+            b'-' if i == 0 => push_octal(out, b),
             b'\'' | b'\\' => push_octal(out, b),
             0x20..=0x7e => out.push(b),
             _ => push_octal(out, b),
@@ -371,6 +427,20 @@ fn push_octal(out: &mut Vec<u8>, b: u8) {
     ]);
 }
 
+/// One shell word that is exactly `bytes`, written in printable ASCII only (a command
+/// shown on a terminal must not carry escape sequences): single-quoted when `bytes` is
+/// printable ASCII, else `"$(printf '<escaped>')"`. `bytes` must not hold NUL, and must
+/// not end with LF (command substitution removes trailing newlines).
+fn shell_argument(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        shell_quote(out, bytes);
+    } else {
+        out.extend_from_slice(b"\"$(printf '");
+        printf_escape(out, bytes);
+        out.extend_from_slice(b"')\"");
+    }
+}
+
 /// Single-quotes for a POSIX shell (`'` becomes `'\''`).
 fn shell_quote(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'\'');
@@ -382,6 +452,28 @@ fn shell_quote(out: &mut Vec<u8>, bytes: &[u8]) {
         }
     }
     out.push(b'\'');
+}
+
+/// `bytes` made safe to write to a terminal: printable ASCII (`0x20`-`0x7E`) as is, every
+/// other byte (control bytes such as ESC, DEL, bytes that are not ASCII) as `\xHH`.
+fn escape_for_terminal(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    push_escaped(&mut out, bytes);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `bytes` to `out` escaped as [`escape_for_terminal`] does.
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+    for &b in bytes {
+        if (0x20..=0x7e).contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(b"\\x");
+            out.push(digit(b >> 4));
+            out.push(digit(b & 15));
+        }
+    }
 }
 
 fn verify(args: &VerifyArgs) -> Result<Vec<u8>, Failure> {
@@ -415,10 +507,13 @@ fn verify(args: &VerifyArgs) -> Result<Vec<u8>, Failure> {
             let detail = match e {
                 jg_hmac::Error::TimestampOutOfRange => timestamp_detail(&request, now, args.window),
                 jg_hmac::Error::InvalidSignature => {
-                    " (run `jg-hmac explain` on the same request to see the string-to-sign)".into()
+                    " (run `jg-hmac explain` on the same request to see the string-to-sign and a diagnosis)".into()
                 }
                 jg_hmac::Error::UnknownClient => match only {
-                    Some(only) => format!(" (this run accepts client id {only} only)"),
+                    Some(only) => format!(
+                        " (this run accepts client id {} only)",
+                        escape_for_terminal(only.as_bytes())
+                    ),
                     None => String::new(),
                 },
                 _ => String::new(),
@@ -501,9 +596,11 @@ fn explain(args: &ExplainArgs) -> Result<Vec<u8>, Failure> {
     let string_to_sign = canonical.string_to_sign_bytes(&timestamp, &content);
 
     let mut out = Vec::new();
+    // Every value is escaped for the terminal: a captured request may hold escape
+    // sequences.
     let mut field = |label: &str, value: &[u8]| {
         out.extend_from_slice(format!("{:<19} ", format!("{label}:")).as_bytes());
-        out.extend_from_slice(value);
+        push_escaped(&mut out, value);
         out.push(b'\n');
     };
     field("request line", request.request_line());
@@ -552,7 +649,7 @@ fn explain(args: &ExplainArgs) -> Result<Vec<u8>, Failure> {
         if i > 0 {
             out.extend_from_slice(b"\\n\n");
         }
-        out.extend_from_slice(line);
+        push_escaped(&mut out, line);
     }
     out.extend_from_slice(b"\n\n");
 
@@ -562,28 +659,49 @@ fn explain(args: &ExplainArgs) -> Result<Vec<u8>, Failure> {
             let expected = canonical.sign(secret, &timestamp, &content);
             let mut field = |label: &str, value: &[u8]| {
                 out.extend_from_slice(format!("{:<19} ", format!("{label}:")).as_bytes());
-                out.extend_from_slice(value);
+                push_escaped(&mut out, value);
                 out.push(b'\n');
             };
             field("expected signature", expected.to_hex().as_bytes());
-            if let Some(sent) = sent {
+            let diagnosis = if let Some(sent) = sent {
                 field("sent signature", sent);
-                let verdict: &[u8] = match core::str::from_utf8(sent)
+                let parsed = core::str::from_utf8(sent)
                     .ok()
-                    .and_then(Signature::from_hex)
-                {
+                    .and_then(Signature::from_hex);
+                let verdict: &[u8] = match parsed {
                     Some(s) if s == expected => b"matches",
                     Some(_) => b"DOES NOT MATCH: diff the string-to-sign above with the sender's",
                     None => b"DOES NOT MATCH: X-Signature is not 64 hex digits (malformed_header)",
                 };
                 field("signature", verdict);
+                match parsed {
+                    Some(sent) => {
+                        let received = match &args.content_sha256 {
+                            Some(_) => Received::with_content_hash(
+                                request.method(),
+                                parts,
+                                &timestamp,
+                                content,
+                            ),
+                            None => {
+                                Received::new(request.method(), parts, &timestamp, request.body())
+                            }
+                        };
+                        diagnosis_line(&diagnose(secret, &received, &sent), parts.path())
+                    }
+                    None => b"unknown (X-Signature is not 64 hex digits)".to_vec(),
+                }
             } else {
                 field("signature", b"the request has no X-Signature");
-            }
+                b"unknown (the request has no X-Signature)".to_vec()
+            };
             if let Some(now) = args.now {
                 let verdict = verify_at(&request, secret, now);
                 field(&format!("verify at {now}"), verdict.as_bytes());
             }
+            out.extend_from_slice(b"diagnosis: ");
+            out.extend_from_slice(&diagnosis);
+            out.push(b'\n');
         }
         None => {
             out.extend_from_slice(
@@ -595,6 +713,22 @@ fn explain(args: &ExplainArgs) -> Result<Vec<u8>, Failure> {
         out.extend_from_slice(format!("note: {note}\n").as_bytes());
     }
     Ok(out)
+}
+
+/// `CODE (explanation)`, escaped for the terminal; for `path_prefix`, the missing prefix
+/// too.
+fn diagnosis_line(diagnosis: &Diagnosis, path: &[u8]) -> Vec<u8> {
+    let mut line = Vec::new();
+    push_escaped(
+        &mut line,
+        format!("{} ({}", diagnosis.code(), diagnosis).as_bytes(),
+    );
+    if let Diagnosis::PathPrefix { prefix_len, .. } = diagnosis {
+        line.extend_from_slice(b"; missing: ");
+        push_escaped(&mut line, path.get(..*prefix_len).unwrap_or_default());
+    }
+    line.push(b')');
+    line
 }
 
 fn verify_at(request: &RawRequest<'_>, secret: &Secret, now: u64) -> String {
