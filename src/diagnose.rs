@@ -37,6 +37,7 @@ use hmac::Mac;
 
 use crate::DEFAULT_WINDOW;
 use crate::canonical::{ALGORITHM, CanonicalRequest};
+use crate::credential::SigningKey;
 use crate::secret::{KeyedMac, Secret};
 use crate::signature::{BodyHasher, ContentHash, Signature};
 use crate::target::Target;
@@ -376,8 +377,35 @@ fn mac(key: &KeyedMac, message: &[u8]) -> Signature {
 /// assert_eq!(diagnose(&secret, &received, &other), Diagnosis::Unknown);
 /// ```
 pub fn diagnose(secret: &Secret, received: &Received<'_>, sent: &Signature) -> Diagnosis {
-    let key = KeyedMac::new(secret);
-    let matches = |message: &[u8]| mac(&key, message) == *sent;
+    search(&KeyedMac::new(secret), Some(secret), received, sent)
+}
+
+/// [`diagnose`] for a verifier, which holds a [`SigningKey`] rather than the secret's
+/// bytes: every mistake but `secret_whitespace` is tried. This is what the tower layer's
+/// sandbox diagnostics use for the `hint` of an `invalid_signature` body.
+///
+/// ```
+/// use jg_hmac::{CanonicalRequest, ContentHash, Diagnosis, Received, Secret, SigningKey, Target};
+/// let secret = Secret::from("s3cr3t_test_key_justgold");
+/// let key = SigningKey::new("2026-11", &secret);
+/// let received = Received::new("get", Target::parse("/v1/ping"), "1735550160", b"");
+/// // The method was signed in lower case.
+/// let mistaken = format!("JG-HMAC-SHA256\n1735550160\nget\n/v1/ping\n\n{}", ContentHash::EMPTY);
+/// let lowercase = jg_hmac::diagnose::hmac(&secret, mistaken.as_bytes());
+/// assert_eq!(jg_hmac::diagnose::diagnose_key(&key, &received, &lowercase), Diagnosis::MethodLowercase);
+/// ```
+pub fn diagnose_key(key: &SigningKey, received: &Received<'_>, sent: &Signature) -> Diagnosis {
+    search(key.mac(), None, received, sent)
+}
+
+/// The search itself; the secret's whitespace variants need its bytes.
+fn search(
+    key: &KeyedMac,
+    secret: Option<&Secret>,
+    received: &Received<'_>,
+    sent: &Signature,
+) -> Diagnosis {
+    let matches = |message: &[u8]| mac(key, message) == *sent;
 
     let canonical = CanonicalRequest::new(received.method, received.target);
     let ts = received.timestamp.as_bytes();
@@ -542,7 +570,8 @@ pub fn diagnose(secret: &Secret, received: &Received<'_>, sent: &Signature) -> D
     }
 
     // The secret.
-    for variant in secret_variants(secret.expose_secret()) {
+    let secrets = secret.map(|s| secret_variants(s.expose_secret()));
+    for variant in secrets.into_iter().flatten() {
         if mac(&KeyedMac::new(&variant), &right) == *sent {
             return Diagnosis::SecretWhitespace;
         }

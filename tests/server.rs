@@ -804,6 +804,24 @@ async fn sandbox_diagnostics_show_the_servers_string_to_sign() {
         .string_to_sign(&T0.to_string(), &ContentHash::of(sent));
     assert_eq!(reply.body["stringToSign"], expected);
     assert!(expected.contains("\n/v1/transactions/buy\na=1&b=2\n"));
+    // No typical mistake reproduces a re-encoded body: no hint.
+    assert!(reply.body.get("hint").is_none(), "{}", reply.raw);
+
+    // A partner who signed the query in the order sent is told so.
+    let mut request = c.signed(Method::POST, target, BUY, (CLIENT, SECRET), T0);
+    let mistaken = format!(
+        "JG-HMAC-SHA256\n{T0}\nPOST\n/v1/transactions/buy\nb=2&a=1\n{}",
+        ContentHash::of(BUY)
+    );
+    let signature = jg_hmac::diagnose::hmac(&jg_hmac::Secret::from(SECRET), mistaken.as_bytes());
+    request.headers_mut().insert(
+        "x-signature",
+        HeaderValue::from_str(&signature.to_hex()).unwrap(),
+    );
+    let reply = c.send(request).await;
+    assert_refused(&reply, 401, "invalid_signature", T0);
+    assert_eq!(reply.body["hint"], "query_unsorted", "{}", reply.raw);
+    assert!(!reply.raw.contains(SECRET));
 
     // Only for invalid_signature.
     let reply = c

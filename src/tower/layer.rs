@@ -329,8 +329,12 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
 
     /// Sandbox diagnostics: on `invalid_signature` the error body also carries
     /// `stringToSign`, the string the server computed (as AWS SigV4 does), so a partner
-    /// can diff it against theirs. It holds no secret, only what the request said and
-    /// the hash of the body received. Defaults to `false`; meant for sandbox services.
+    /// can diff it against theirs, and `hint`, the code of the typical partner mistake
+    /// that reproduces the sent signature (`query_unsorted`, `path_prefix`, …, see
+    /// [`diagnose`](crate::diagnose())), when one does. It holds no secret, only what the
+    /// request said and the hash of the body received; the search (at most about 700
+    /// HMACs) runs only for a refused request and never changes a decision. Defaults to
+    /// `false`; meant for sandbox services.
     ///
     /// ```
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())

@@ -17,7 +17,9 @@ pub(super) struct Refusal<'a> {
     pub(super) now: u64,
     pub(super) client_id: Option<&'a str>,
     pub(super) sig: Option<Signature>,
-    pub(super) string_to_sign: Option<String>,
+    /// Sandbox diagnostics of an `invalid_signature`: the string-to-sign the server
+    /// computed and, when a typical mistake reproduces the sent signature, its code.
+    pub(super) diagnostics: Option<Diagnostics>,
     pub(super) store_error: Option<StoreError>,
 }
 
@@ -28,10 +30,16 @@ impl Refusal<'_> {
             now,
             client_id: None,
             sig: None,
-            string_to_sign: None,
+            diagnostics: None,
             store_error: None,
         }
     }
+}
+
+/// What the sandbox diagnostics add to an `invalid_signature` body.
+pub(super) struct Diagnostics {
+    pub(super) string_to_sign: String,
+    pub(super) hint: Option<&'static str>,
 }
 
 /// Every reason the layer refuses a request.
@@ -76,9 +84,14 @@ impl Failure {
         }
     }
 
-    /// The JSON error body, as [`Error::to_json_body`] writes it, plus `stringToSign`
-    /// when given.
-    fn json_body(self, request_id: &str, timestamp: u64, string_to_sign: Option<&str>) -> String {
+    /// The JSON error body, as [`Error::to_json_body`] writes it, plus `stringToSign` and
+    /// `hint` when given.
+    fn json_body(
+        self,
+        request_id: &str,
+        timestamp: u64,
+        diagnostics: Option<&Diagnostics>,
+    ) -> String {
         let mut out = match self {
             Self::Auth(e) => e.to_json_body(request_id, timestamp),
             _ => json_error_body(
@@ -89,10 +102,14 @@ impl Failure {
                 timestamp,
             ),
         };
-        if let Some(sts) = string_to_sign {
+        if let Some(d) = diagnostics {
             out.pop();
             out.push_str(",\"stringToSign\":");
-            push_json_string(&mut out, sts);
+            push_json_string(&mut out, &d.string_to_sign);
+            if let Some(hint) = d.hint {
+                out.push_str(",\"hint\":");
+                push_json_string(&mut out, hint);
+            }
             out.push('}');
         }
         out
@@ -102,9 +119,9 @@ impl Failure {
         self,
         request_id: &str,
         timestamp: u64,
-        string_to_sign: Option<&str>,
+        diagnostics: Option<&Diagnostics>,
     ) -> Response<Full<Bytes>> {
-        let body = self.json_body(request_id, timestamp, string_to_sign);
+        let body = self.json_body(request_id, timestamp, diagnostics);
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

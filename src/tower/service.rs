@@ -14,18 +14,20 @@ use http_body::Body;
 use http_body_util::{Either, Full};
 use tower_service::Service;
 
+use crate::credential::Credential;
+use crate::diagnose::{Diagnosis, Received, diagnose_key};
 use crate::error::{Error, LimitKind};
 use crate::headers::AuthHeaders;
 use crate::signature::ContentHash;
 use crate::target::Target;
-use crate::verifier::Verified;
+use crate::verifier::{Prepared, Verified};
 
 use super::audit::{self, Event};
 use super::body::{BodyError, read_to_limit};
 use super::future::{ResponseBody, ResponseFuture};
 use super::identity::Authenticated;
 use super::layer::Shared;
-use super::refusal::{Failure, Refusal};
+use super::refusal::{Diagnostics, Failure, Refusal};
 use super::replay::{AsyncReplayGuard, NoReplayGuard};
 use super::store::{CredentialStore, Environment};
 use super::target::sent_uri;
@@ -263,14 +265,20 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         // The request is complete: every decision from here is taken at this time.
         let now = self.clock.now();
         let content = ContentHash::of(&bytes);
+        let kept = self.diagnostics.then(|| credential.clone()).flatten();
         let verified = self
             .verifier
             .finish(&prepared, credential, &content, now)
             .map_err(|e| {
-                let string_to_sign = (self.diagnostics && e == Error::InvalidSignature)
-                    .then(|| prepared.string_to_sign(&content));
+                let diagnostics =
+                    (self.diagnostics && e == Error::InvalidSignature).then(|| Diagnostics {
+                        string_to_sign: prepared.string_to_sign(&content),
+                        hint: kept
+                            .as_deref()
+                            .and_then(|c| hint(c, parts, &prepared, &bytes, now)),
+                    });
                 Refusal {
-                    string_to_sign,
+                    diagnostics,
                     ..refuse(Failure::Auth(e), now)
                 }
             })?;
@@ -295,7 +303,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         let response =
             refusal
                 .failure
-                .response(request_id, refusal.now, refusal.string_to_sign.as_deref());
+                .response(request_id, refusal.now, refusal.diagnostics.as_ref());
         Event {
             request_id,
             outcome: refusal.failure.code(),
@@ -310,6 +318,25 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         }
         .emit();
         response
+    }
+}
+
+/// The code of the typical partner mistake that reproduces the sent signature under the
+/// first key active at `now` (sandbox diagnostics only; never part of the decision).
+fn hint(
+    credential: &Credential,
+    parts: &Parts,
+    prepared: &Prepared<'_>,
+    body: &[u8],
+    now: u64,
+) -> Option<&'static str> {
+    let key = credential.keys().iter().find(|k| k.is_active_at(now))?;
+    let timestamp = parts.headers.get("x-timestamp")?.to_str().ok()?;
+    let target = Target::from_uri(sent_uri(parts));
+    let received = Received::new(parts.method.as_str(), target, timestamp, body);
+    match diagnose_key(key, &received, prepared.signature()) {
+        Diagnosis::None | Diagnosis::Unknown => None,
+        found => Some(found.code()),
     }
 }
 
