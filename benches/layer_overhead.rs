@@ -241,6 +241,12 @@ fn main() {
         println!("layer_overhead: run with `cargo bench --bench layer_overhead --features axum`");
         return;
     }
+    // With the `metrics` feature, the layer records into a real Prometheus recorder, as
+    // a service would (its cost is then part of the layer's overhead).
+    #[cfg(feature = "metrics")]
+    let _metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -265,8 +271,13 @@ fn main() {
         }
         println!(
             "jg-hmac layer overhead: POST /v1/transactions/buy, {}-byte JSON body, \
-             {ROUNDS} rounds, medians over rounds",
-            BODY.len()
+             {ROUNDS} rounds, medians over rounds, metrics {}",
+            BODY.len(),
+            if cfg!(feature = "metrics") {
+                "recorded (Prometheus recorder installed)"
+            } else {
+                "off"
+            }
         );
         println!(
             "{:<14} {:>16} {:>16} {:>17} {:>17} {:>15}",

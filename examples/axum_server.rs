@@ -10,6 +10,14 @@
 //! the JSON it received). Demo credential: `jk_live_example` / `s3cr3t_test_key_justgold`
 //! (the seed spec's). Audit events are printed to stderr. Set `JG_SANDBOX=1` to get the
 //! server's string-to-sign in `invalid_signature` answers.
+//!
+//! With the `metrics` feature, `GET /metrics` answers a Prometheus scrape, outside the
+//! verifying layer (in production, serve it on an internal port instead):
+//!
+//! ```text
+//! cargo run --example axum_server --features axum,metrics
+//! curl -s http://127.0.0.1:8080/metrics
+//! ```
 
 use std::net::SocketAddr;
 
@@ -38,6 +46,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_secret(&Secret::from("s3cr3t_test_key_justgold"))
         .with_scope("transactions:write")]);
 
+    // Before the layer serves its first request: it keeps the handles it registers.
+    #[cfg(feature = "metrics")]
+    let scrape = prometheus()?;
+
     let verify = VerifyLayer::builder(store)
         .replay_guard(InMemoryReplayGuard::new(100_000))
         .sandbox_diagnostics(std::env::var_os("JG_SANDBOX").is_some())
@@ -48,11 +60,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/v1/transactions/buy", post(buy))
         .layer(verify) // every route above is verified
         .route("/v1/health", get(|| async { "ok" }));
+    #[cfg(feature = "metrics")]
+    let app = app.route("/metrics", get(scrape)); // outside the layer
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// Installs the Prometheus recorder (with the crate's histogram buckets) and returns the
+/// handler of `GET /metrics`.
+#[cfg(feature = "metrics")]
+fn prometheus()
+-> Result<impl Fn() -> std::future::Ready<String> + Clone, Box<dyn std::error::Error>> {
+    use jg_hmac::metrics::{
+        CLOCK_SKEW_BUCKETS, CLOCK_SKEW_SECONDS, LATENCY_BUCKETS, STORE_LOOKUP_SECONDS,
+        VERIFY_SECONDS,
+    };
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(CLOCK_SKEW_SECONDS.into()), CLOCK_SKEW_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(VERIFY_SECONDS.into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(STORE_LOOKUP_SECONDS.into()), LATENCY_BUCKETS)?
+        .install_recorder()?;
+    jg_hmac::metrics::describe();
+    Ok(move || std::future::ready(handle.render()))
 }
 
 async fn secure_health(who: Authenticated) -> impl IntoResponse {

@@ -361,6 +361,8 @@ impl RedisReplayGuard {
         signature: &Signature,
         cause: &dyn fmt::Display,
     ) -> Result<(), Error> {
+        #[cfg(feature = "metrics")]
+        crate::metrics::replay_guard_error();
         let sig = signature.short_hex();
         match self.fail_mode {
             FailMode::Closed => {

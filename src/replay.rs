@@ -84,6 +84,8 @@ pub struct InMemoryReplayGuard {
     /// Keys the per-client counts, so that they hold 8 bytes per client whatever the id.
     hasher: RandomState,
     seen: Mutex<Seen>,
+    #[cfg(feature = "metrics")]
+    gauges: crate::metrics::GuardGauges,
 }
 
 impl InMemoryReplayGuard {
@@ -104,6 +106,8 @@ impl InMemoryReplayGuard {
                 by_expiry: BinaryHeap::with_capacity(capacity),
                 per_client: HashMap::new(),
             }),
+            #[cfg(feature = "metrics")]
+            gauges: crate::metrics::GuardGauges::default(),
         }
     }
 
@@ -208,20 +212,50 @@ impl ReplayGuard for InMemoryReplayGuard {
         let key = fingerprint(client_id, signature);
         let client = self.hasher.hash_one(client_id);
         let mut seen = self.lock();
-        seen.expire(now);
-        if seen.expiry.contains_key(&key) {
+        let verdict = seen.record(
+            key,
+            client,
+            expires_at,
+            now,
+            self.capacity,
+            self.client_limit,
+        );
+        #[cfg(feature = "metrics")]
+        {
+            let held = seen.expiry.len();
+            drop(seen);
+            self.gauges.set(held, self.capacity);
+        }
+        verdict
+    }
+}
+
+impl Seen {
+    /// Forgets what expired at `now`, then records (`key`, `client`) unless it is a replay
+    /// or there is no room for it.
+    fn record(
+        &mut self,
+        key: Fingerprint,
+        client: u64,
+        expires_at: u64,
+        now: u64,
+        capacity: usize,
+        client_limit: usize,
+    ) -> Result<(), Error> {
+        self.expire(now);
+        if self.expiry.contains_key(&key) {
             return Err(Error::ReplayedRequest);
         }
-        if seen.expiry.len() >= self.capacity {
+        if self.expiry.len() >= capacity {
             return Err(Error::ReplayGuardUnavailable);
         }
-        let held = seen.per_client.get(&client).copied().unwrap_or(0);
-        if held >= self.client_limit {
+        let held = self.per_client.get(&client).copied().unwrap_or(0);
+        if held >= client_limit {
             return Err(Error::ReplayQuotaExceeded);
         }
-        seen.expiry.insert(key, (expires_at, client));
-        seen.by_expiry.push(Reverse((expires_at, key)));
-        *seen.per_client.entry(client).or_insert(0) += 1;
+        self.expiry.insert(key, (expires_at, client));
+        self.by_expiry.push(Reverse((expires_at, key)));
+        *self.per_client.entry(client).or_insert(0) += 1;
         Ok(())
     }
 }

@@ -548,7 +548,7 @@ fn ascii_str(value: &[u8], which: SignedHeader) -> Result<&str, Error> {
 }
 
 /// `X-Timestamp`: 1 to 18 ASCII digits (so it always fits in a `u64`).
-fn parse_timestamp(raw: &[u8]) -> Result<u64, Error> {
+pub(crate) fn parse_timestamp(raw: &[u8]) -> Result<u64, Error> {
     let malformed = Error::MalformedHeader(SignedHeader::Timestamp);
     if raw.is_empty() || raw.len() > MAX_TIMESTAMP_DIGITS {
         return Err(malformed);

@@ -87,6 +87,8 @@ pub(crate) struct Event<'a> {
     pub path: &'a str,
     pub key_id: Option<&'a str>,
     pub sig: Option<&'a Signature>,
+    /// An accepted request's clock skew, when past the layer's warning threshold.
+    pub clock_skew: Option<i64>,
     pub latency: Duration,
     pub store_error: Option<&'a dyn std::fmt::Display>,
 }
@@ -113,6 +115,7 @@ impl Event<'_> {
                 path,
                 key_id,
                 sig,
+                clock_skew = self.clock_skew,
                 latency_us,
                 "request authenticated"
             );

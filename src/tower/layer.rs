@@ -19,6 +19,14 @@ use super::store::{CredentialStore, Environment};
 /// ```
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
+/// The clock skew, in seconds, above which an accepted request's response carries
+/// `X-JG-Clock-Skew` (see [`VerifyLayerBuilder::skew_warning`]).
+///
+/// ```
+/// assert_eq!(jg_hmac::tower::DEFAULT_SKEW_WARNING, 60);
+/// ```
+pub const DEFAULT_SKEW_WARNING: u64 = 60;
+
 /// A tower [`Layer`] that verifies JG-HMAC-SHA256 signatures before the inner service
 /// runs.
 ///
@@ -98,6 +106,10 @@ pub(super) struct Shared<S, R> {
     pub(super) body_limit: usize,
     pub(super) environment: Option<Environment>,
     pub(super) diagnostics: bool,
+    /// Above this absolute skew (seconds), an accepted request's response says so.
+    pub(super) skew_warning: Option<u64>,
+    #[cfg(feature = "metrics")]
+    pub(super) metrics: super::metrics::LayerMetrics,
 }
 
 impl<S: CredentialStore> VerifyLayer<S> {
@@ -129,6 +141,7 @@ impl<S: CredentialStore> VerifyLayer<S> {
             body_limit: DEFAULT_BODY_LIMIT,
             environment: None,
             diagnostics: false,
+            skew_warning: Some(DEFAULT_SKEW_WARNING),
         }
     }
 }
@@ -205,6 +218,7 @@ pub struct VerifyLayerBuilder<S, R = NoReplayGuard> {
     body_limit: usize,
     environment: Option<Environment>,
     diagnostics: bool,
+    skew_warning: Option<u64>,
 }
 
 impl<S, R> fmt::Debug for VerifyLayerBuilder<S, R> {
@@ -214,6 +228,7 @@ impl<S, R> fmt::Debug for VerifyLayerBuilder<S, R> {
             .field("body_limit", &self.body_limit)
             .field("environment", &self.environment)
             .field("diagnostics", &self.diagnostics)
+            .field("skew_warning", &self.skew_warning)
             .finish_non_exhaustive()
     }
 }
@@ -324,7 +339,27 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
             body_limit: self.body_limit,
             environment: self.environment,
             diagnostics: self.diagnostics,
+            skew_warning: self.skew_warning,
         }
+    }
+
+    /// Clock-skew early warning: when an accepted request's timestamp differs from the
+    /// server's clock by more than `threshold` seconds, its response carries
+    /// `X-JG-Clock-Skew: <server time minus X-Timestamp>` (positive: the partner's clock is
+    /// behind) and its audit event a `clock_skew` field, so a partner learns of drift while
+    /// its requests still succeed. Defaults to [`DEFAULT_SKEW_WARNING`] (60 s); `None`
+    /// turns it off.
+    ///
+    /// ```
+    /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
+    ///     .skew_warning(Some(30))
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn skew_warning(mut self, threshold: Option<u64>) -> Self {
+        self.skew_warning = threshold;
+        self
     }
 
     /// Sandbox diagnostics: on `invalid_signature` the error body also carries
@@ -364,6 +399,9 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
                 body_limit: self.body_limit,
                 environment: self.environment,
                 diagnostics: self.diagnostics,
+                skew_warning: self.skew_warning,
+                #[cfg(feature = "metrics")]
+                metrics: super::metrics::LayerMetrics::default(),
             }),
         }
     }

@@ -41,6 +41,8 @@ mod cache;
 mod future;
 mod identity;
 mod layer;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod refusal;
 mod replay;
 mod service;
@@ -53,7 +55,7 @@ pub use future::{ResponseBody, ResponseFuture};
 pub use identity::Authenticated;
 #[cfg(feature = "axum")]
 pub use identity::MissingAuthentication;
-pub use layer::{DEFAULT_BODY_LIMIT, VerifyLayer, VerifyLayerBuilder};
+pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_SKEW_WARNING, VerifyLayer, VerifyLayerBuilder};
 pub use replay::{AsyncReplayGuard, NoReplayGuard};
 pub use service::{VerifiedBody, Verify};
 pub use store::{

@@ -16,6 +16,12 @@ pub(super) struct Refusal<'a> {
     /// The server's clock when the refusal was decided: the JSON body's `timestamp`.
     pub(super) now: u64,
     pub(super) client_id: Option<&'a str>,
+    /// Whether the credential store was asked about `client_id`, and knew it.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(super) known: Option<bool>,
+    /// The request's `X-Timestamp`, if it parsed.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(super) timestamp: Option<u64>,
     pub(super) sig: Option<Signature>,
     /// Sandbox diagnostics of an `invalid_signature`: the string-to-sign the server
     /// computed and, when a typical mistake reproduces the sent signature, its code.
@@ -29,6 +35,8 @@ impl Refusal<'_> {
             failure,
             now,
             client_id: None,
+            known: None,
+            timestamp: None,
             sig: None,
             diagnostics: None,
             store_error: None,

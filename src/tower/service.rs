@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use tower_service::Service;
@@ -27,9 +27,11 @@ use super::body::{BodyError, read_to_limit};
 use super::future::{ResponseBody, ResponseFuture};
 use super::identity::Authenticated;
 use super::layer::Shared;
+#[cfg(feature = "metrics")]
+use super::metrics::Observation;
 use super::refusal::{Diagnostics, Failure, Refusal};
 use super::replay::{AsyncReplayGuard, NoReplayGuard};
-use super::store::{CredentialStore, Environment};
+use super::store::{CredentialStore, Environment, StoreError};
 use super::target::sent_uri;
 
 /// The body type the layer hands to the inner service: the bytes received, in one piece.
@@ -158,17 +160,32 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        // Latency is measured only for an audit event that something records.
-        let started = audit::enabled().then(Instant::now);
+        // Latency is measured only for an audit event that something records (or metrics).
+        let started = (cfg!(feature = "metrics") || audit::enabled()).then(Instant::now);
         let (mut parts, body) = request.into_parts();
         let request_id = audit::request_id(parts.headers.get(&audit::X_REQUEST_ID));
-        let (verified, bytes) = match self.authenticate(&parts, body).await {
+        let (verified, bytes, now) = match self.authenticate(&parts, body).await {
             Ok(done) => done,
             Err(refusal) => {
+                #[cfg(feature = "metrics")]
+                self.observe_refusal(&refusal, started).await;
                 let response = self.refuse(&parts, &request_id, started, refusal);
                 return Ok(response.map(Either::Right));
             }
         };
+        let skew = skew(now, verified.timestamp());
+        #[cfg(feature = "metrics")]
+        self.metrics.record(&Observation {
+            outcome: "accepted",
+            client_id: Some(verified.client_id()),
+            key_id: Some(verified.key_id()),
+            skew: Some(skew),
+            elapsed: started.map(|t| t.elapsed()),
+        });
+        let skew_warning = self
+            .skew_warning
+            .is_some_and(|threshold| skew.unsigned_abs() > threshold)
+            .then_some(skew);
         let who = Authenticated::new(verified, Arc::clone(&request_id));
         parts.extensions.insert(who.clone());
         let method = parts.method.clone();
@@ -192,21 +209,63 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             path: sent.as_ref().map_or("", http::uri::PathAndQuery::path),
             key_id: Some(who.key_id()),
             sig: Some(who.verified().signature()),
+            clock_skew: skew_warning,
             latency: started.map(|t| t.elapsed()).unwrap_or_default(),
             store_error: None,
         }
         .emit();
-        result.map(|response| response.map(Either::Left))
+        result.map(|mut response| {
+            if let Some(skew) = skew_warning {
+                response
+                    .headers_mut()
+                    .insert(X_JG_CLOCK_SKEW, HeaderValue::from(skew));
+            }
+            response.map(Either::Left)
+        })
+    }
+
+    /// The credential store's answer for `client_id`, timed for the metrics.
+    async fn lookup(&self, client_id: &str) -> Result<Option<Arc<Credential>>, StoreError> {
+        #[cfg(feature = "metrics")]
+        let started = Instant::now();
+        let found = self.store.get(client_id).await;
+        #[cfg(feature = "metrics")]
+        self.metrics.lookup(started.elapsed(), found.is_err());
+        found
+    }
+
+    /// Records a refusal in the metrics: under its client id only if the credential store
+    /// knows that id (asked now for a request refused for its timestamp alone, so that a
+    /// partner whose clock left the window is still named), else as `unknown`.
+    #[cfg(feature = "metrics")]
+    async fn observe_refusal(&self, refusal: &Refusal<'_>, started: Option<Instant>) {
+        let elapsed = started.map(|t| t.elapsed());
+        let known = match (refusal.client_id, refusal.known) {
+            (Some(_), Some(known)) => known,
+            (Some(id), None) => {
+                self.metrics.knows(id)
+                    || (refusal.failure == Failure::Auth(Error::TimestampOutOfRange)
+                        && matches!(self.lookup(id).await, Ok(Some(_))))
+            }
+            (None, _) => false,
+        };
+        self.metrics.record(&Observation {
+            outcome: refusal.failure.code(),
+            client_id: refusal.client_id.filter(|_| known),
+            key_id: None,
+            skew: refusal.timestamp.map(|ts| skew(refusal.now, ts)),
+            elapsed,
+        });
     }
 
     /// Every check, in one pass: the head against the clock on arrival, then the lookup,
     /// the body, and the decision against the clock once the body is complete. Returns
-    /// the identity and the body bytes.
+    /// the identity, the body bytes and the time of the decision.
     async fn authenticate<'p, B>(
         &self,
         parts: &'p Parts,
         body: B,
-    ) -> Result<(Verified, Bytes), Refusal<'p>>
+    ) -> Result<(Verified, Bytes, u64), Refusal<'p>>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -219,10 +278,12 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             .prepare(parts.method.as_str(), target, &headers, arrived)
             .map_err(|e| Refusal {
                 client_id: claimed_client_id(parts),
+                timestamp: sent_timestamp(parts),
                 ..Refusal::new(Failure::Auth(e), arrived)
             })?;
         let refuse = |failure, now| Refusal {
             client_id: Some(prepared.client_id()),
+            timestamp: Some(prepared.timestamp()),
             sig: Some(*prepared.signature()),
             ..Refusal::new(failure, now)
         };
@@ -240,7 +301,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
                     arrived,
                 ));
             }
-            match self.store.get(prepared.client_id()).await {
+            match self.lookup(prepared.client_id()).await {
                 Ok(credential) => credential,
                 Err(e) => {
                     return Err(Refusal {
@@ -249,6 +310,11 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
                     });
                 }
             }
+        };
+        let known = credential.is_some();
+        let refuse = |failure, now| Refusal {
+            known: Some(known),
+            ..refuse(failure, now)
         };
         self.verifier
             .check_client(&prepared, credential.as_deref(), arrived)
@@ -289,7 +355,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             .check_and_record(prepared.client_id(), prepared.signature(), expires_at, now)
             .await
             .map_err(|e| refuse(Failure::Auth(e), now))?;
-        Ok((verified, bytes))
+        Ok((verified, bytes, now))
     }
 
     /// Emits the audit event of a refusal and builds its response.
@@ -313,6 +379,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             path: sent_uri(parts).path(),
             key_id: None,
             sig: refusal.sig.as_ref(),
+            clock_skew: None,
             latency: started.map(|t| t.elapsed()).unwrap_or_default(),
             store_error: refusal.store_error.as_ref().map(|e| e as &dyn fmt::Display),
         }
@@ -338,6 +405,27 @@ fn hint(
         Diagnosis::None | Diagnosis::Unknown => None,
         found => Some(found.code()),
     }
+}
+
+/// The response header of the clock-skew early warning.
+const X_JG_CLOCK_SKEW: HeaderName = HeaderName::from_static("x-jg-clock-skew");
+
+/// Server time minus the request's timestamp, in seconds (positive: the client's clock is
+/// behind), saturated at the ends of `i64`.
+fn skew(now: u64, timestamp: u64) -> i64 {
+    let difference = i128::from(now) - i128::from(timestamp);
+    i64::try_from(difference).unwrap_or(if difference < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The `X-Timestamp` of a request refused before it was prepared, if it has exactly one
+/// that parses.
+fn sent_timestamp(parts: &Parts) -> Option<u64> {
+    let mut values = parts.headers.get_all("x-timestamp").iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    crate::verifier::parse_timestamp(value.as_bytes()).ok()
 }
 
 /// The client id a refused request claimed, for the audit log only: one value, visible
