@@ -5,7 +5,7 @@
 //! | name | kind | labels | what |
 //! |---|---|---|---|
 //! | [`REQUESTS_TOTAL`] | counter | `outcome` | every request the layer answered: `accepted` or the wire error code |
-//! | [`CLIENT_REQUESTS_TOTAL`] | counter | `client_id`, `outcome` | the same per client id; ids the store does not know count as `client_id="unknown"` |
+//! | [`CLIENT_REQUESTS_TOTAL`] | counter | `client_id`, `outcome` | the same per client id; ids the store does not know count as `client_id="unknown"` (a request refused on its head alone, e.g. out of the window, never reaches the store: it is named if the store vouched for its id earlier on this instance) |
 //! | [`CLOCK_SKEW_SECONDS`] | histogram | `client_id` | server time minus `X-Timestamp`, for every request whose timestamp parsed; positive: the partner's clock is behind |
 //! | [`KEY_USED_TOTAL`] | counter | `client_id`, `key_id` | which key verified: a rotation's progress |
 //! | [`VERIFY_SECONDS`] | histogram | | the layer's own time per request, from its head to the decision (the body's arrival included, the inner service's time not) |

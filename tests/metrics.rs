@@ -154,8 +154,14 @@ async fn a_real_server_counts_every_outcome_per_client_exactly() {
         .await
         .assert_refused(401, "replayed_request");
 
-    // A known partner whose very first request is stale is still named.
+    // A known partner whose first request is stale is `unknown`: a request refused on its
+    // head alone never reaches the store. Once the store has vouched for it, it is named.
     post(T0 - 350, (OTHER, OTHER_SECRET))
+        .send(addr)
+        .await
+        .assert_refused(401, "timestamp_out_of_range");
+    post(T0, (OTHER, OTHER_SECRET)).send(addr).await.assert_ok();
+    post(T0 + 320, (OTHER, OTHER_SECRET))
         .send(addr)
         .await
         .assert_refused(401, "timestamp_out_of_range");
@@ -174,9 +180,9 @@ async fn a_real_server_counts_every_outcome_per_client_exactly() {
     let text = handle.render();
     let m = scrape(&text);
     for (outcome, n) in [
-        ("accepted", 5.0),
+        ("accepted", 6.0),
         ("invalid_signature", 1.0),
-        ("timestamp_out_of_range", 3.0),
+        ("timestamp_out_of_range", 4.0),
         ("replayed_request", 1.0),
         ("client_id", 1.0),
         ("missing_header", 1.0),
@@ -192,7 +198,9 @@ async fn a_real_server_counts_every_outcome_per_client_exactly() {
         (CLIENT, "invalid_signature", 1.0),
         (CLIENT, "timestamp_out_of_range", 2.0),
         (CLIENT, "replayed_request", 1.0),
+        (OTHER, "accepted", 1.0),
         (OTHER, "timestamp_out_of_range", 1.0),
+        ("unknown", "timestamp_out_of_range", 1.0),
         ("unknown", "client_id", 1.0),
         ("unknown", "missing_header", 1.0),
     ] {
@@ -208,7 +216,7 @@ async fn a_real_server_counts_every_outcome_per_client_exactly() {
         m.keys()
             .filter(|k| k.starts_with("jg_hmac_client_requests_total"))
             .count(),
-        7,
+        9,
         "no other client series: {text}"
     );
     assert_series(
@@ -219,6 +227,11 @@ async fn a_real_server_counts_every_outcome_per_client_exactly() {
     assert_series(
         &m,
         "jg_hmac_key_used_total{client_id=\"jk_live_example\",key_id=\"old\"}",
+        1.0,
+    );
+    assert_series(
+        &m,
+        "jg_hmac_key_used_total{client_id=\"jk_live_other\",key_id=\"0\"}",
         1.0,
     );
 
@@ -239,19 +252,19 @@ async fn a_real_server_counts_every_outcome_per_client_exactly() {
     ] {
         assert_eq!(skew_bucket(&m, CLIENT, le), n, "le={le}");
     }
-    assert_eq!((count(OTHER), sum(OTHER)), (1.0, 350.0));
-    // Both unknown requests carried a parseable timestamp.
-    assert_eq!((count("unknown"), sum("unknown")), (2.0, 0.0));
+    assert_eq!((count(OTHER), sum(OTHER)), (2.0, -320.0));
+    // Every unknown request carried a parseable timestamp.
+    assert_eq!((count("unknown"), sum("unknown")), (3.0, 350.0));
 
-    // One layer time per request; one lookup per request that reached the store, plus
-    // the lookup naming the stale partner; the guard holds the five accepted requests.
-    assert_series(&m, "jg_hmac_verify_seconds_count", 12.0);
+    // One layer time per request; one lookup per request that reached the store; the
+    // guard holds the six accepted requests.
+    assert_series(&m, "jg_hmac_verify_seconds_count", 14.0);
     assert_series(&m, "jg_hmac_store_lookup_seconds_count", 9.0);
     assert!(
         !m.keys()
             .any(|k| k.starts_with("jg_hmac_store_errors_total"))
     );
-    assert_series(&m, "jg_hmac_replay_guard_entries", 5.0);
+    assert_series(&m, "jg_hmac_replay_guard_entries", 6.0);
     assert_series(&m, "jg_hmac_replay_guard_capacity", 100.0);
     assert!(text.contains("# HELP jg_hmac_clock_skew_seconds"), "{text}");
 

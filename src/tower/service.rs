@@ -168,7 +168,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             Ok(done) => done,
             Err(refusal) => {
                 #[cfg(feature = "metrics")]
-                self.observe_refusal(&refusal, started).await;
+                self.observe_refusal(&refusal, started);
                 let response = self.refuse(&parts, &request_id, started, refusal);
                 return Ok(response.map(Either::Right));
             }
@@ -235,18 +235,13 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
     }
 
     /// Records a refusal in the metrics: under its client id only if the credential store
-    /// knows that id (asked now for a request refused for its timestamp alone, so that a
-    /// partner whose clock left the window is still named), else as `unknown`.
+    /// knows that id, from this request's lookup or, for a request refused on its head
+    /// alone (no lookup is made for those), from an earlier one; else as `unknown`.
     #[cfg(feature = "metrics")]
-    async fn observe_refusal(&self, refusal: &Refusal<'_>, started: Option<Instant>) {
-        let elapsed = started.map(|t| t.elapsed());
+    fn observe_refusal(&self, refusal: &Refusal<'_>, started: Option<Instant>) {
         let known = match (refusal.client_id, refusal.known) {
             (Some(_), Some(known)) => known,
-            (Some(id), None) => {
-                self.metrics.knows(id)
-                    || (refusal.failure == Failure::Auth(Error::TimestampOutOfRange)
-                        && matches!(self.lookup(id).await, Ok(Some(_))))
-            }
+            (Some(id), None) => self.metrics.knows(id),
             (None, _) => false,
         };
         self.metrics.record(&Observation {
@@ -254,7 +249,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             client_id: refusal.client_id.filter(|_| known),
             key_id: None,
             skew: refusal.timestamp.map(|ts| skew(refusal.now, ts)),
-            elapsed,
+            elapsed: started.map(|t| t.elapsed()),
         });
     }
 
