@@ -210,9 +210,10 @@ impl LocalKek {
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KekError> {
         let path = path.as_ref();
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
-            KekError::new(format!("cannot read KEK file {}: {e}", path.display()))
-        })?);
+        let bytes =
+            Zeroizing::new(std::fs::read(path).map_err(|e| {
+                KekError::new(format!("cannot read KEK file {}: {e}", path.display()))
+            })?);
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             KekError::new(format!(
                 "KEK file {}: expected 64 hex digits (32 bytes), found bytes that are not text",
@@ -343,7 +344,9 @@ mod tests {
         let good = "aB".repeat(32);
         assert!(LocalKek::from_hex(&good).is_ok());
         assert!(LocalKek::from_hex(&format!("\t {good} \r\n")).is_ok());
-        let e = LocalKek::from_hex(&format!("{good}x")).unwrap_err().to_string();
+        let e = LocalKek::from_hex(&format!("{good}x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("position 65"), "{e}");
         assert!(!e.contains(&good));
         let e = LocalKek::from_hex(&good[..62]).unwrap_err().to_string();

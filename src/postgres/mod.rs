@@ -111,7 +111,7 @@ pub enum PgError {
         key_id: String,
     },
     /// The database answered with an error, or the connection failed.
-    #[error("database: {0}")]
+    #[error("database: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
     /// No connection could be had from the pool in time.
     #[error("database connection pool: {0}")]
@@ -131,6 +131,22 @@ pub enum PgError {
     /// Re-encryption under a new KEK stopped; nothing was changed.
     #[error("rekey: {0}")]
     Rekey(String),
+}
+
+/// An error and its sources, `: `-separated (tokio-postgres's own `Display` says only
+/// "db error").
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
 }
 
 impl PgError {

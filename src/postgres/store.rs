@@ -31,7 +31,7 @@ const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
 const SELECT_CREDENTIAL: &str = "\
     SELECT c.environment, c.scopes, c.disabled, k.key_id, k.kek_id, k.nonce, k.ciphertext, \
-           extract(epoch FROM k.not_before)::bigint, extract(epoch FROM k.not_after)::bigint \
+           ceil(extract(epoch FROM k.not_before))::bigint, floor(extract(epoch FROM k.not_after))::bigint \
     FROM jg_hmac.clients c \
     LEFT JOIN jg_hmac.keys k ON k.client_id = c.client_id AND k.revoked_at IS NULL \
     WHERE c.client_id = $1 \
@@ -126,7 +126,10 @@ pub struct PgStoreBuilder {
 impl fmt::Debug for PgStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgStoreBuilder")
-            .field("keks", &self.keks.iter().map(|k| k.id()).collect::<Vec<_>>())
+            .field(
+                "keks",
+                &self.keks.iter().map(|k| k.id()).collect::<Vec<_>>(),
+            )
             .field("timeout", &self.timeout)
             .field("admin_timeout", &self.admin_timeout)
             .field("max_connections", &self.max_connections)
@@ -567,9 +570,9 @@ impl PgCredentialStore {
     /// assert!(builder.is_ok());
     /// ```
     pub fn builder(url: &str) -> Result<PgStoreBuilder, PgError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
-            PgError::InvalidInput(format!("the database URL does not parse: {e}"))
-        })?;
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| PgError::InvalidInput(format!("the database URL does not parse: {e}")))?;
         Ok(Self::builder_from_config(config))
     }
 
@@ -614,15 +617,11 @@ impl PgCredentialStore {
     }
 
     fn sealing_kek(&self) -> Result<&Arc<dyn Kek>, PgError> {
-        self.inner
-            .keks
-            .first()
-            .ok_or_else(|| {
-                PgError::InvalidInput(
-                    "no key-encryption key given (JG_KEK_FILE): it is needed to issue keys"
-                        .to_owned(),
-                )
-            })
+        self.inner.keks.first().ok_or_else(|| {
+            PgError::InvalidInput(
+                "no key-encryption key given (JG_KEK_FILE): it is needed to issue keys".to_owned(),
+            )
+        })
     }
 
     fn kek_by_id(&self, id: &str) -> Option<&Arc<dyn Kek>> {
@@ -640,7 +639,7 @@ impl PgCredentialStore {
             .pool
             .get()
             .await
-            .map_err(|e| PgError::Pool(e.to_string()))
+            .map_err(|e| PgError::Pool(super::describe(&e)))
     }
 
     /// Applies the schema migrations (see [`migrate`](super::migrate())).
@@ -791,7 +790,15 @@ impl PgCredentialStore {
                 return Err(PgError::DuplicateClient(client_id.clone()));
             }
             let detail = format!("environment={environment} scopes={}", new.scopes.join(","));
-            event(&tx, "client_created", &client_id, None, actor, Some(&detail)).await?;
+            event(
+                &tx,
+                "client_created",
+                &client_id,
+                None,
+                actor,
+                Some(&detail),
+            )
+            .await?;
             let issued = self.insert_key(&tx, &client_id, actor).await?;
             notify(&tx, &client_id).await?;
             tx.commit().await?;
@@ -865,7 +872,7 @@ impl PgCredentialStore {
                                            now() + $2::bigint * interval '1 second') \
                      WHERE client_id = $1 AND revoked_at IS NULL \
                        AND (not_after IS NULL OR not_after >= now()) \
-                     RETURNING key_id, extract(epoch FROM not_after)::bigint",
+                     RETURNING key_id, floor(extract(epoch FROM not_after))::bigint",
                     &[&client_id, &overlap_secs],
                 )
                 .await?;
@@ -1004,7 +1011,7 @@ impl PgCredentialStore {
             let clients = conn
                 .query(
                     "SELECT client_id, environment, scopes, disabled, \
-                            extract(epoch FROM created_at)::bigint \
+                            floor(extract(epoch FROM created_at))::bigint \
                      FROM jg_hmac.clients WHERE $1::text IS NULL OR client_id = $1 \
                      ORDER BY created_at, client_id",
                     &[&client_id],
@@ -1012,10 +1019,10 @@ impl PgCredentialStore {
                 .await?;
             let keys = conn
                 .query(
-                    "SELECT client_id, key_id, kek_id, extract(epoch FROM created_at)::bigint, \
-                            extract(epoch FROM not_before)::bigint, \
-                            extract(epoch FROM not_after)::bigint, \
-                            extract(epoch FROM revoked_at)::bigint \
+                    "SELECT client_id, key_id, kek_id, floor(extract(epoch FROM created_at))::bigint, \
+                            ceil(extract(epoch FROM not_before))::bigint, \
+                            floor(extract(epoch FROM not_after))::bigint, \
+                            floor(extract(epoch FROM revoked_at))::bigint \
                      FROM jg_hmac.keys WHERE $1::text IS NULL OR client_id = $1 \
                      ORDER BY created_at, key_id",
                     &[&client_id],

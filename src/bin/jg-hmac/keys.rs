@@ -260,9 +260,7 @@ fn issued_output(issued: &jg_hmac::postgres::Issued, json: bool) -> Zeroizing<St
         out.push('\n');
         out
     } else {
-        eprintln!(
-            "jg-hmac: the secret is shown this once; the database keeps only its ciphertext"
-        );
+        eprintln!("jg-hmac: the secret is shown this once; the database keeps only its ciphertext");
         Zeroizing::new(format!(
             "client_id {}\nkey_id    {}\nsecret    {}\n",
             issued.client_id,
@@ -389,9 +387,9 @@ fn gen_kek(args: &GenKekArgs) -> Result<Zeroizing<String>, Failure> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(&args.out).map_err(|e| {
-        Failure::input(format!("cannot create {}: {e}", args.out.display()))
-    })?;
+    let mut file = options
+        .open(&args.out)
+        .map_err(|e| Failure::input(format!("cannot create {}: {e}", args.out.display())))?;
     file.write_all(key.as_bytes())
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
