@@ -700,10 +700,10 @@ impl PgCredentialStore {
         for scope in scopes {
             credential = credential.with_scope(scope);
         }
-        if let Some(env) = Environment::of(client_id) {
-            if environment_name(env) == environment {
-                credential = credential.with_extension(env);
-            }
+        if let Some(env) = Environment::of(client_id)
+            && environment_name(env) == environment
+        {
+            credential = credential.with_extension(env);
         }
         for row in &rows {
             let Some(key_id) = row.try_get::<_, Option<String>>(3)? else {
