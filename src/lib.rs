@@ -81,5 +81,9 @@ struct ReqwestDocs;
 struct CliDocs;
 
 #[cfg(doctest)]
+#[doc = include_str!("../docs/postgres.md")]
+struct PostgresDocs;
+
+#[cfg(doctest)]
 #[doc = include_str!("../docs/performance.md")]
 struct PerformanceDocs;
