@@ -3,11 +3,20 @@
 //! ```text
 //! cargo run --example axum_server --features axum
 //! JG_ADDR=127.0.0.1:9000 cargo run --example axum_server --features axum
+//!
+//! # Credentials from PostgreSQL (docs/postgres.md): cached, revoked at once by NOTIFY
+//! JG_DATABASE_URL=postgres://jg@127.0.0.1/jg JG_KEK_FILE=/run/secrets/jg-kek \
+//!   cargo run --example axum_server --features axum,postgres
 //! ```
+//!
+//! With feature `postgres` and both `JG_DATABASE_URL` and `JG_KEK_FILE` set, credentials
+//! come from the database (`jg-hmac keys create ...`), behind a 30 s cache that a
+//! LISTEN/NOTIFY listener invalidates as soon as a key changes; `JG_OLD_KEK_FILE` adds a
+//! decrypt-only KEK during a re-key. Otherwise the in-memory demo credential below.
 //!
 //! Routes: `GET /v1/health` (unsigned), `GET /v1/health/secure` and
 //! `POST /v1/transactions/buy` (signed; the latter echoes the authenticated client id and
-//! the JSON it received). Demo credential: `jk_live_example` / `s3cr3t_test_key_justgold`
+//! the JSON it received; it needs scope `transactions:write`). Demo credential: `jk_live_example` / `s3cr3t_test_key_justgold`
 //! (the seed spec's). Audit events are printed to stderr. Set `JG_SANDBOX=1` to get the
 //! server's string-to-sign in `invalid_signature` answers.
 //!
@@ -26,7 +35,9 @@ use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, VerifyLayer};
+use jg_hmac::tower::{
+    Authenticated, CredentialStore, InMemoryCredentialStore, RequireScope, VerifyLayer,
+};
 use jg_hmac::{Credential, InMemoryReplayGuard, Secret};
 use serde_json::{Value, json};
 
@@ -40,29 +51,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "127.0.0.1:8080".to_owned())
         .parse()?;
 
+    #[cfg(feature = "postgres")]
+    if let (Some(url), Some(kek)) = (
+        std::env::var_os("JG_DATABASE_URL"),
+        std::env::var_os("JG_KEK_FILE"),
+    ) {
+        use jg_hmac::postgres::{LocalKek, PgCredentialStore};
+        use jg_hmac::tower::CachedStore;
+
+        let url = url
+            .into_string()
+            .map_err(|_| "JG_DATABASE_URL is not UTF-8")?;
+        let mut builder = PgCredentialStore::builder(&url)?.kek(LocalKek::from_file(kek)?);
+        if let Some(old) = std::env::var_os("JG_OLD_KEK_FILE") {
+            builder = builder.previous_kek(LocalKek::from_file(old)?);
+        }
+        let store = builder.build()?;
+        let cache = CachedStore::new(store.clone());
+        let _listener = store.listen(cache.clone()); // revocations reach this instance at once
+        eprintln!("credentials: PostgreSQL (cached 30 s, invalidated by NOTIFY)");
+        return serve(addr, router(cache)).await;
+    }
+
     // In production the store is filled from a database or vault, and refreshed with
     // `store.replace_all(...)`, or replaced by your own `CredentialStore`.
     let store = InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example")
         .with_secret(&Secret::from("s3cr3t_test_key_justgold"))
         .with_scope("transactions:write")]);
+    eprintln!("credentials: the in-memory demo credential jk_live_example");
+    serve(addr, router(store)).await
+}
 
-    // Before the layer serves its first request: it keeps the handles it registers.
-    #[cfg(feature = "metrics")]
-    let scrape = prometheus()?;
-
+fn router<S: CredentialStore>(store: S) -> Router {
     let verify = VerifyLayer::builder(store)
         .replay_guard(InMemoryReplayGuard::new(100_000))
         .sandbox_diagnostics(std::env::var_os("JG_SANDBOX").is_some())
         .build();
 
-    let app = Router::new()
-        .route("/v1/health/secure", get(secure_health))
+    Router::new()
         .route("/v1/transactions/buy", post(buy))
+        .route_layer(RequireScope::new("transactions:write")) // 403 insufficient_scope
+        .route("/v1/health/secure", get(secure_health))
         .layer(verify) // every route above is verified
-        .route("/v1/health", get(|| async { "ok" }));
-    #[cfg(feature = "metrics")]
-    let app = app.route("/metrics", get(scrape)); // outside the layer
+        .route("/v1/health", get(|| async { "ok" }))
+}
 
+async fn serve(addr: SocketAddr, app: Router) -> Result<(), Box<dyn std::error::Error>> {
+    // Installed before the layer serves its first request: it keeps the handles it
+    // registers. The route is outside the verifying layer.
+    #[cfg(feature = "metrics")]
+    let app = app.route("/metrics", get(prometheus()?));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
@@ -96,9 +134,6 @@ async fn secure_health(who: Authenticated) -> impl IntoResponse {
 }
 
 async fn buy(who: Authenticated, body: Bytes) -> impl IntoResponse {
-    if !who.credential().has_scope("transactions:write") {
-        return json_reply(StatusCode::FORBIDDEN, json!({ "error": "forbidden" }));
-    }
     match serde_json::from_slice::<Value>(&body) {
         Ok(received) => json_reply(
             StatusCode::OK,

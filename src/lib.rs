@@ -42,6 +42,9 @@ pub mod diagnose;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 pub mod raw;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -81,6 +84,10 @@ struct ReqwestDocs;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/cli.md")]
 struct CliDocs;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/postgres.md")]
+struct PostgresDocs;
 
 #[cfg(doctest)]
 #[doc = include_str!("../docs/performance.md")]

@@ -27,6 +27,11 @@ use jg_hmac::{
 /// or Transfer-Encoding: chunked.
 ///
 /// Exit codes: 0 success, 1 verification failed, 2 usage error or unreadable input.
+// `db` and `keys` (feature `postgres`): partner keys in PostgreSQL.
+#[cfg(feature = "postgres")]
+#[path = "jg-hmac/keys.rs"]
+mod keys;
+
 #[derive(Debug, Parser)]
 #[command(name = "jg-hmac", version)]
 struct Cli {
@@ -47,6 +52,13 @@ enum Command {
     /// Print the canonical query, the body hash, the string-to-sign and, with a secret,
     /// the expected signature, and whether the request's X-Signature matches it.
     Explain(ExplainArgs),
+    /// The PostgreSQL schema: `db migrate` (needs $JG_DATABASE_URL).
+    #[cfg(feature = "postgres")]
+    Db(keys::DbArgs),
+    /// Partner keys in PostgreSQL: create, rotate, revoke, list, rekey ($JG_DATABASE_URL,
+    /// $JG_KEK_FILE). Exit codes: 0 ok, 1 database or KEK failure, 2 usage or input error.
+    #[cfg(feature = "postgres")]
+    Keys(keys::KeysArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +160,10 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign(&args),
         Command::Verify(args) => verify(&args),
         Command::Explain(args) => explain(&args),
+        #[cfg(feature = "postgres")]
+        Command::Db(args) => return keys::db(args),
+        #[cfg(feature = "postgres")]
+        Command::Keys(args) => return keys::keys(args),
     };
     match result {
         Ok(out) => match write_stdout(&out) {

@@ -12,6 +12,8 @@
 //! - [`AsyncReplayGuard`]: accept each signature once; every sync
 //!   [`ReplayGuard`](crate::ReplayGuard) such as
 //!   [`InMemoryReplayGuard`](crate::InMemoryReplayGuard) is one.
+//! - [`RequireScope`]: a per-route guard (axum's `route_layer`) answering `403
+//!   insufficient_scope` to a verified client without the route's scope.
 //! - Audit events through `tracing`, target [`AUDIT_TARGET`].
 //!
 //! ```
@@ -45,6 +47,7 @@ mod layer;
 mod metrics;
 mod refusal;
 mod replay;
+mod scope;
 mod service;
 mod store;
 mod target;
@@ -57,6 +60,7 @@ pub use identity::Authenticated;
 pub use identity::MissingAuthentication;
 pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_SKEW_WARNING, VerifyLayer, VerifyLayerBuilder};
 pub use replay::{AsyncReplayGuard, NoReplayGuard};
+pub use scope::{RequireScope, RequireScopeService};
 pub use service::{VerifiedBody, Verify};
 pub use store::{
     BoxFuture, CredentialStore, DynCredentialStore, Environment, InMemoryCredentialStore,

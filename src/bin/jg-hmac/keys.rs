@@ -1,0 +1,406 @@
+//! `jg-hmac db …` and `jg-hmac keys …`: partner keys in PostgreSQL (feature `postgres`).
+//!
+//! The database comes from `JG_DATABASE_URL`, the key-encryption key from the file
+//! `JG_KEK_FILE` names (64 hex digits). Exit codes: 0 success; 1 the database or the KEK
+//! failed (down, timed out); 2 usage or input error (unknown client, duplicate id, bad
+//! environment, missing variable, unreadable KEK file).
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use jg_hmac::postgres::{
+    LocalKek, NewClient, PgCredentialStore, PgError, generate_key_hex, parse_environment,
+};
+use zeroize::Zeroizing;
+
+const DATABASE_VAR: &str = "JG_DATABASE_URL";
+const KEK_VAR: &str = "JG_KEK_FILE";
+
+/// The database schema.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    #[command(subcommand)]
+    command: DbCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Apply the schema migrations the database ($JG_DATABASE_URL) lacks; running it
+    /// again is harmless.
+    Migrate,
+}
+
+/// Partner keys: issue, rotate, revoke, list, re-encrypt.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// Who makes the change, recorded in jg_hmac.key_events (default: $USER).
+    #[arg(long, global = true, value_name = "NAME")]
+    actor: Option<String>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a client with one key; print its id, key id and secret (shown this once).
+    Create(CreateArgs),
+    /// Issue a new key for a client; its older active keys end after --overlap seconds.
+    Rotate(RotateArgs),
+    /// Revoke one key (--key-id) or the whole client, at once on every verifier.
+    Revoke(RevokeArgs),
+    /// List clients and keys: ids, environment, scopes, validity, revocation; no secret.
+    List(ListArgs),
+    /// Re-encrypt every stored secret under the KEK in --new-kek-file (the current one
+    /// is $JG_KEK_FILE).
+    Rekey(RekeyArgs),
+    /// Write a new random key-encryption key (64 hex digits) to a new file, mode 0600.
+    GenKek(GenKekArgs),
+}
+
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// The environment: live (client id jk_live_…) or test (jk_test_…).
+    #[arg(long, value_name = "live|test")]
+    env: String,
+    /// Use this client id instead of a generated one (it must carry the environment's
+    /// prefix).
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// Grant a scope (repeatable), e.g. transactions:write.
+    #[arg(long, value_name = "SCOPE")]
+    scope: Vec<String>,
+    /// Print one JSON object {"client_id","key_id","secret"}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RotateArgs {
+    /// The client.
+    #[arg(long, value_name = "ID")]
+    client_id: String,
+    /// Seconds during which the older keys keep verifying.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    overlap: u64,
+    /// Print one JSON object {"client_id","key_id","secret"}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RevokeArgs {
+    /// The client.
+    #[arg(long, value_name = "ID")]
+    client_id: String,
+    /// Revoke only this key; without it the whole client is revoked.
+    #[arg(long, value_name = "KEY")]
+    key_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Only this client.
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// Print a JSON array.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RekeyArgs {
+    /// The file holding the new KEK (64 hex digits).
+    #[arg(long, value_name = "PATH")]
+    new_kek_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct GenKekArgs {
+    /// The file to create (refused if it exists).
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+}
+
+/// Why a command failed: the message and the exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn input(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<PgError> for Failure {
+    fn from(e: PgError) -> Self {
+        Self {
+            code: if e.is_input_error() { 2 } else { 1 },
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Runs `jg-hmac db …`.
+pub fn db(args: DbArgs) -> ExitCode {
+    finish(runtime().and_then(|rt| {
+        rt.block_on(async {
+            match args.command {
+                DbCommand::Migrate => db_migrate().await,
+            }
+        })
+    }))
+}
+
+/// Runs `jg-hmac keys …`.
+pub fn keys(args: KeysArgs) -> ExitCode {
+    let actor = args.actor.clone().unwrap_or_else(default_actor);
+    finish(runtime().and_then(|rt| {
+        rt.block_on(async {
+            match args.command {
+                KeysCommand::Create(a) => create(a, &actor).await,
+                KeysCommand::Rotate(a) => rotate(a, &actor).await,
+                KeysCommand::Revoke(a) => revoke(a, &actor).await,
+                KeysCommand::List(a) => list(a).await,
+                KeysCommand::Rekey(a) => rekey(a, &actor).await,
+                KeysCommand::GenKek(a) => gen_kek(&a),
+            }
+        })
+    }))
+}
+
+fn finish(result: Result<Zeroizing<String>, Failure>) -> ExitCode {
+    match result {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("jg-hmac: writing the output: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Err(failure) => {
+            eprintln!("jg-hmac: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot start the async runtime: {e}"),
+        })
+}
+
+fn default_actor() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn env_var(name: &str) -> Result<OsString, Failure> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Failure::input(format!("{name} is not set")))
+}
+
+fn database_url() -> Result<String, Failure> {
+    env_var(DATABASE_VAR)?
+        .into_string()
+        .map_err(|_| Failure::input(format!("{DATABASE_VAR} is not valid UTF-8")))
+}
+
+fn load_kek(path: &Path) -> Result<LocalKek, Failure> {
+    LocalKek::from_file(path).map_err(|e| Failure::input(e.to_string()))
+}
+
+/// The store, with the KEK of $JG_KEK_FILE when `need_kek` (else only if set).
+fn store(need_kek: bool) -> Result<PgCredentialStore, Failure> {
+    let mut builder = PgCredentialStore::builder(&database_url()?)?.max_connections(2);
+    match std::env::var_os(KEK_VAR).filter(|v| !v.is_empty()) {
+        Some(path) => builder = builder.kek(load_kek(Path::new(&path))?),
+        None if need_kek => return Err(Failure::input(format!("{KEK_VAR} is not set"))),
+        None => {}
+    }
+    Ok(builder.build()?)
+}
+
+async fn db_migrate() -> Result<Zeroizing<String>, Failure> {
+    let store = store(false)?;
+    let applied = store.migrate().await?;
+    Ok(Zeroizing::new(if applied.is_empty() {
+        "schema up to date\n".to_owned()
+    } else {
+        let versions: Vec<String> = applied.iter().map(i32::to_string).collect();
+        format!("applied migration(s) {}\n", versions.join(", "))
+    }))
+}
+
+fn issued_output(issued: &jg_hmac::postgres::Issued, json: bool) -> Zeroizing<String> {
+    if json {
+        let mut out = issued.to_json();
+        out.push('\n');
+        out
+    } else {
+        eprintln!("jg-hmac: the secret is shown this once; the database keeps only its ciphertext");
+        Zeroizing::new(format!(
+            "client_id {}\nkey_id    {}\nsecret    {}\n",
+            issued.client_id,
+            issued.key_id,
+            issued.secret_hex()
+        ))
+    }
+}
+
+async fn create(args: CreateArgs, actor: &str) -> Result<Zeroizing<String>, Failure> {
+    let environment = parse_environment(&args.env)?;
+    let store = store(true)?;
+    let mut new = NewClient::new(environment);
+    if let Some(id) = args.client_id {
+        new = new.client_id(id);
+    }
+    for scope in args.scope {
+        new = new.scope(scope);
+    }
+    let issued = store.create_client(new, actor).await?;
+    Ok(issued_output(&issued, args.json))
+}
+
+async fn rotate(args: RotateArgs, actor: &str) -> Result<Zeroizing<String>, Failure> {
+    let store = store(true)?;
+    let issued = store
+        .rotate(&args.client_id, Duration::from_secs(args.overlap), actor)
+        .await?;
+    Ok(issued_output(&issued, args.json))
+}
+
+async fn revoke(args: RevokeArgs, actor: &str) -> Result<Zeroizing<String>, Failure> {
+    let store = store(false)?;
+    let line = match &args.key_id {
+        Some(key_id) => {
+            if store.revoke_key(&args.client_id, key_id, actor).await? {
+                format!("revoked key {key_id} of {}\n", args.client_id)
+            } else {
+                format!("key {key_id} of {} was already revoked\n", args.client_id)
+            }
+        }
+        None => {
+            if store.revoke_client(&args.client_id, actor).await? {
+                format!("revoked client {}\n", args.client_id)
+            } else {
+                format!("client {} was already revoked\n", args.client_id)
+            }
+        }
+    };
+    Ok(Zeroizing::new(line))
+}
+
+async fn list(args: ListArgs) -> Result<Zeroizing<String>, Failure> {
+    let store = store(false)?;
+    let clients = store.list(args.client_id.as_deref()).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut out = String::new();
+    if args.json {
+        out.push('[');
+        for (i, c) in clients.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&c.to_json(now));
+        }
+        out.push_str("]\n");
+    } else {
+        for c in &clients {
+            out.push_str(&format!(
+                "{} env={} scopes={} {}\n",
+                c.client_id,
+                c.environment,
+                if c.scopes.is_empty() {
+                    "-".to_owned()
+                } else {
+                    c.scopes.join(",")
+                },
+                if c.disabled { "REVOKED" } else { "enabled" }
+            ));
+            for k in &c.keys {
+                out.push_str(&format!(
+                    "  {} {} not_before={} not_after={} revoked_at={} kek={}\n",
+                    k.key_id,
+                    k.status(now),
+                    opt(k.not_before),
+                    opt(k.not_after),
+                    opt(k.revoked_at),
+                    k.kek_id
+                ));
+            }
+        }
+    }
+    Ok(Zeroizing::new(out))
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+async fn rekey(args: RekeyArgs, actor: &str) -> Result<Zeroizing<String>, Failure> {
+    let new_kek = load_kek(&args.new_kek_file)?;
+    let store = store(true)?;
+    let report = store.rekey(&new_kek, actor).await?;
+    Ok(Zeroizing::new(format!(
+        "re-encrypted {} secret(s) under {}; {} already were\n",
+        report.rekeyed,
+        jg_hmac::postgres::Kek::id(&new_kek),
+        report.already
+    )))
+}
+
+fn gen_kek(args: &GenKekArgs) -> Result<Zeroizing<String>, Failure> {
+    use std::fs::OpenOptions;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let key = generate_key_hex().map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(&args.out)
+        .map_err(|e| Failure::input(format!("cannot create {}: {e}", args.out.display())))?;
+    file.write_all(key.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("writing {}: {e}", args.out.display()),
+        })?;
+    let kek = LocalKek::from_hex(&key).map_err(|e| Failure::input(e.to_string()))?;
+    Ok(Zeroizing::new(format!(
+        "wrote a new key-encryption key to {} (id {})\n",
+        args.out.display(),
+        jg_hmac::postgres::Kek::id(&kek)
+    )))
+}

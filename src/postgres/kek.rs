@@ -1,0 +1,381 @@
+//! Key-encryption keys: what encrypts client secrets at rest.
+
+use std::fmt;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::secret::Secret;
+use crate::tower::BoxFuture;
+
+/// Length of an AES-GCM nonce in bytes.
+const NONCE_LEN: usize = 12;
+
+/// A secret as stored: the ciphertext (with its authentication tag) and the nonce it was
+/// sealed with. Neither reveals the secret.
+///
+/// ```
+/// use jg_hmac::postgres::Sealed;
+/// let sealed = Sealed { nonce: vec![0; 12], ciphertext: vec![1, 2, 3] };
+/// assert_eq!(sealed.nonce.len(), 12);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    /// The nonce (12 random bytes for [`LocalKek`]; a backend may leave it empty if its
+    /// ciphertext carries its own).
+    pub nonce: Vec<u8>,
+    /// The ciphertext, authentication tag included.
+    pub ciphertext: Vec<u8>,
+}
+
+/// A key-encryption key could not seal or open a secret.
+///
+/// Its messages never contain key material or secrets.
+///
+/// ```
+/// use jg_hmac::postgres::KekError;
+/// let err = KekError::new("vault transit: 403");
+/// assert_eq!(err.to_string(), "key-encryption key: vault transit: 403");
+/// ```
+#[derive(Debug)]
+pub struct KekError(String);
+
+impl KekError {
+    /// An error with this message (keep secrets out of it).
+    ///
+    /// ```
+    /// let err = jg_hmac::postgres::KekError::new("KMS unreachable");
+    /// # let _ = err;
+    /// ```
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for KekError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key-encryption key: {}", self.0)
+    }
+}
+
+impl std::error::Error for KekError {}
+
+/// A key-encryption key (KEK): seals client secrets before they reach the database and
+/// opens them when a verifier loads a credential.
+///
+/// `aad` (associated data) binds a ciphertext to its row: the store passes the client id
+/// and the key id, so a ciphertext copied into another row does not open. The methods
+/// return boxed futures so that a backend can call a KMS or Vault's transit engine; the
+/// local implementation is [`LocalKek`].
+///
+/// [`id`](Self::id) names the key (not secretly): it is stored beside every ciphertext,
+/// so a store holding several KEKs (during a [re-key](super::PgCredentialStore::rekey))
+/// knows which one opens a row.
+///
+/// ```
+/// use jg_hmac::Secret;
+/// use jg_hmac::postgres::{Kek, KekError, Sealed};
+/// use jg_hmac::tower::BoxFuture;
+///
+/// /// Stands for a client of a KMS: here it only delegates to a local key.
+/// #[derive(Debug)]
+/// struct Kms(jg_hmac::postgres::LocalKek);
+///
+/// impl Kek for Kms {
+///     fn id(&self) -> &str { "kms:alias/jg-hmac" }
+///     fn seal<'a>(&'a self, plaintext: &'a [u8], aad: &'a [u8]) -> BoxFuture<'a, Result<Sealed, KekError>> {
+///         self.0.seal(plaintext, aad) // a real one: an Encrypt call with aad as context
+///     }
+///     fn open<'a>(&'a self, sealed: &'a Sealed, aad: &'a [u8]) -> BoxFuture<'a, Result<Secret, KekError>> {
+///         self.0.open(sealed, aad)
+///     }
+/// }
+/// # let _ = Kms(jg_hmac::postgres::LocalKek::generate().unwrap());
+/// ```
+pub trait Kek: fmt::Debug + Send + Sync + 'static {
+    /// A stable, non-secret name of this key, stored beside each ciphertext it seals.
+    fn id(&self) -> &str;
+
+    /// Encrypts `plaintext`, authenticating `aad` with it.
+    ///
+    /// # Errors
+    /// [`KekError`] when the backend cannot encrypt.
+    fn seal<'a>(
+        &'a self,
+        plaintext: &'a [u8],
+        aad: &'a [u8],
+    ) -> BoxFuture<'a, Result<Sealed, KekError>>;
+
+    /// Decrypts what [`seal`](Self::seal) produced with the same `aad`.
+    ///
+    /// # Errors
+    /// [`KekError`] when the ciphertext, nonce or `aad` do not match (a copied or altered
+    /// row, another KEK) or the backend cannot decrypt.
+    fn open<'a>(
+        &'a self,
+        sealed: &'a Sealed,
+        aad: &'a [u8],
+    ) -> BoxFuture<'a, Result<Secret, KekError>>;
+}
+
+/// A key-encryption key held in this process: AES-256-GCM with a random 96-bit nonce per
+/// secret.
+///
+/// Load it with [`from_file`](Self::from_file) (the file `JG_KEK_FILE` names: 64 hex
+/// digits, surrounding whitespace ignored). The key is wiped on drop and never printed;
+/// its [`id`](Kek::id) is `local:` and 16 hex digits of a SHA-256 of the key, which tells
+/// keys apart without revealing them.
+///
+/// Make one with `openssl rand -hex 32 > kek.hex` (or `jg-hmac keys gen-kek`), readable
+/// only by the services that need it.
+///
+/// ```
+/// use jg_hmac::postgres::{Kek, LocalKek};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let kek = LocalKek::from_hex(&"ab".repeat(32)).unwrap();
+/// let sealed = kek.seal(b"the secret", b"jk_live_a\0k1").await.unwrap();
+/// assert_eq!(kek.open(&sealed, b"jk_live_a\0k1").await.unwrap().expose_secret(), b"the secret");
+/// assert!(kek.open(&sealed, b"jk_live_b\0k1").await.is_err()); // another row: refused
+/// assert!(!format!("{kek:?}").contains("abab"));
+/// # });
+/// ```
+pub struct LocalKek {
+    cipher: Aes256Gcm,
+    id: String,
+}
+
+impl LocalKek {
+    /// A KEK from its 32 bytes.
+    ///
+    /// ```
+    /// let kek = jg_hmac::postgres::LocalKek::from_bytes(&[7; 32]);
+    /// # let _ = kek;
+    /// ```
+    pub fn from_bytes(key: &[u8; 32]) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"jg-hmac local kek id v1\0")
+            .chain_update(key)
+            .finalize();
+        let id = format!("local:{}", hex::encode(digest.get(..8).unwrap_or_default()));
+        Self {
+            cipher: Aes256Gcm::new(key.into()),
+            id,
+        }
+    }
+
+    /// A KEK from 64 hex digits (either case), surrounding whitespace ignored.
+    ///
+    /// # Errors
+    /// [`KekError`] for anything else; the message says what was wrong, never the input.
+    ///
+    /// ```
+    /// use jg_hmac::postgres::LocalKek;
+    /// assert!(LocalKek::from_hex(&format!(" {}\n", "0f".repeat(32))).is_ok());
+    /// assert!(LocalKek::from_hex("0f0f").is_err());
+    /// ```
+    pub fn from_hex(text: &str) -> Result<Self, KekError> {
+        let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        if let Some(pos) = trimmed.chars().position(|c| !c.is_ascii_hexdigit()) {
+            return Err(KekError::new(format!(
+                "expected 64 hex digits (32 bytes), found a character that is not a hex \
+                 digit at position {} (only surrounding whitespace is ignored)",
+                pos + 1
+            )));
+        }
+        if trimmed.len() != 64 {
+            return Err(KekError::new(format!(
+                "expected 64 hex digits (32 bytes), found {} hex digits",
+                trimmed.len()
+            )));
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(trimmed, &mut key[..])
+            .map_err(|_| KekError::new("expected 64 hex digits (32 bytes)"))?;
+        Ok(Self::from_bytes(&key))
+    }
+
+    /// Reads a KEK from a file holding 64 hex digits (surrounding whitespace, such as a
+    /// trailing newline, ignored).
+    ///
+    /// # Errors
+    /// [`KekError`] when the file cannot be read or holds anything else; the message
+    /// names the file, never its contents.
+    ///
+    /// ```no_run
+    /// let kek = jg_hmac::postgres::LocalKek::from_file("/run/secrets/jg-kek")?;
+    /// # Ok::<(), jg_hmac::postgres::KekError>(())
+    /// ```
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KekError> {
+        let path = path.as_ref();
+        let bytes =
+            Zeroizing::new(std::fs::read(path).map_err(|e| {
+                KekError::new(format!("cannot read KEK file {}: {e}", path.display()))
+            })?);
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            KekError::new(format!(
+                "KEK file {}: expected 64 hex digits (32 bytes), found bytes that are not text",
+                path.display()
+            ))
+        })?;
+        Self::from_hex(text)
+            .map_err(|e| KekError::new(format!("KEK file {}: {}", path.display(), e.0)))
+    }
+
+    /// A new random KEK from the operating system's generator.
+    ///
+    /// # Errors
+    /// [`KekError`] when the generator fails.
+    ///
+    /// ```
+    /// let kek = jg_hmac::postgres::LocalKek::generate().unwrap();
+    /// # let _ = kek;
+    /// ```
+    pub fn generate() -> Result<Self, KekError> {
+        let key = generate_key_hex()?;
+        Self::from_hex(&key)
+    }
+
+    fn seal_now(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, KekError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| KekError::new(format!("random nonce unavailable: {e}")))?;
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| KekError::new("AES-256-GCM encryption failed"))?;
+        Ok(Sealed {
+            nonce: nonce.to_vec(),
+            ciphertext,
+        })
+    }
+
+    fn open_now(&self, sealed: &Sealed, aad: &[u8]) -> Result<Secret, KekError> {
+        if sealed.nonce.len() != NONCE_LEN {
+            return Err(KekError::new(format!(
+                "nonce of {} bytes (AES-256-GCM uses {NONCE_LEN})",
+                sealed.nonce.len()
+            )));
+        }
+        let plaintext = self
+            .cipher
+            .decrypt(
+                Nonce::from_slice(&sealed.nonce),
+                Payload {
+                    msg: &sealed.ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| {
+                KekError::new(
+                    "ciphertext does not decrypt (altered, copied from another row, or \
+                     sealed under another KEK)",
+                )
+            })?;
+        // `From<Vec<u8>>` copies and wipes the vector.
+        Ok(Secret::from(plaintext))
+    }
+}
+
+impl Kek for LocalKek {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn seal<'a>(
+        &'a self,
+        plaintext: &'a [u8],
+        aad: &'a [u8],
+    ) -> BoxFuture<'a, Result<Sealed, KekError>> {
+        let result = self.seal_now(plaintext, aad);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn open<'a>(
+        &'a self,
+        sealed: &'a Sealed,
+        aad: &'a [u8],
+    ) -> BoxFuture<'a, Result<Secret, KekError>> {
+        let result = self.open_now(sealed, aad);
+        Box::pin(std::future::ready(result))
+    }
+}
+
+impl fmt::Debug for LocalKek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalKek")
+            .field("id", &self.id)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// 64 hex digits of a new random 256-bit key, for a KEK file.
+///
+/// # Errors
+/// [`KekError`] when the operating system's generator fails.
+///
+/// ```
+/// let hex = jg_hmac::postgres::generate_key_hex().unwrap();
+/// assert_eq!(hex.len(), 64);
+/// ```
+pub fn generate_key_hex() -> Result<Zeroizing<String>, KekError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut key[..])
+        .map_err(|e| KekError::new(format!("random generator unavailable: {e}")))?;
+    Ok(Zeroizing::new(hex::encode(&key[..])))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hex_rules() {
+        let good = "aB".repeat(32);
+        assert!(LocalKek::from_hex(&good).is_ok());
+        assert!(LocalKek::from_hex(&format!("\t {good} \r\n")).is_ok());
+        let e = LocalKek::from_hex(&format!("{good}x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("position 65"), "{e}");
+        assert!(!e.contains(&good));
+        let e = LocalKek::from_hex(&good[..62]).unwrap_err().to_string();
+        assert!(e.contains("found 62"), "{e}");
+        assert!(LocalKek::from_hex(&format!("0x{}", &good[..62])).is_err());
+        assert!(LocalKek::from_hex(&format!("{} {}", &good[..32], &good[32..])).is_err());
+        assert!(LocalKek::from_hex("").is_err());
+    }
+
+    #[test]
+    fn ids_differ_and_are_stable() {
+        let a = LocalKek::from_bytes(&[1; 32]);
+        let b = LocalKek::from_bytes(&[2; 32]);
+        assert_ne!(a.id(), b.id());
+        assert_eq!(a.id(), LocalKek::from_bytes(&[1; 32]).id());
+        assert!(a.id().starts_with("local:") && a.id().len() == 22);
+    }
+
+    #[test]
+    fn nonces_are_fresh_and_aad_binds() {
+        let kek = LocalKek::from_bytes(&[9; 32]);
+        let one = kek.seal_now(b"s", b"a").unwrap();
+        let two = kek.seal_now(b"s", b"a").unwrap();
+        assert_ne!(one.nonce, two.nonce);
+        assert!(kek.open_now(&one, b"b").is_err());
+        assert!(LocalKek::from_bytes(&[8; 32]).open_now(&one, b"a").is_err());
+        let mut bad = one.clone();
+        bad.nonce.pop();
+        assert!(kek.open_now(&bad, b"a").is_err());
+        assert_eq!(kek.open_now(&one, b"a").unwrap().expose_secret(), b"s");
+    }
+}

@@ -1,0 +1,201 @@
+//! A per-route guard: the verified client must hold a scope.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::json_error_body;
+
+use super::audit::{AUDIT_TARGET, new_request_id};
+use super::future::{ResponseBody, ResponseFuture};
+use super::identity::Authenticated;
+
+/// A layer that lets a request through only if the client the
+/// [`VerifyLayer`](super::VerifyLayer) authenticated holds a scope; put it on the routes
+/// that need it (axum's `route_layer`), under the verifying layer.
+///
+/// - Verified client with the scope: the inner service runs.
+/// - Verified client without it: `403` with the crate's JSON error body, code
+///   `insufficient_scope`; the inner service does not run. An audit event (target
+///   [`AUDIT_TARGET`], `info`) records the client and the scope.
+/// - No [`Authenticated`] in the request (the route is not behind a `VerifyLayer`, a
+///   server misconfiguration): `500`, code `authentication_not_configured`, as the
+///   `Authenticated` extractor answers; never the handler unauthenticated.
+///
+/// Scopes are compared exactly ([`Credential::has_scope`](crate::Credential::has_scope)).
+/// A [`PgCredentialStore`](crate::postgres::PgCredentialStore) fills them from
+/// `jg_hmac.clients.scopes`; an in-memory credential takes them from
+/// [`with_scope`](crate::Credential::with_scope).
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use axum::{Router, routing::{get, post}};
+/// use jg_hmac::tower::{InMemoryCredentialStore, RequireScope, VerifyLayer};
+///
+/// let app: Router = Router::new()
+///     .route("/v1/transactions/buy", post(|| async { "bought" }))
+///     .route_layer(RequireScope::new("transactions:write")) // only the routes above
+///     .route("/v1/prices", get(|| async { "prices" }))
+///     .layer(VerifyLayer::new(InMemoryCredentialStore::new())); // every route above
+/// # let _ = app;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RequireScope {
+    scope: Arc<str>,
+}
+
+impl RequireScope {
+    /// A guard requiring `scope`.
+    ///
+    /// ```
+    /// let guard = jg_hmac::tower::RequireScope::new("transactions:write");
+    /// assert_eq!(guard.scope(), "transactions:write");
+    /// ```
+    pub fn new(scope: impl Into<Arc<str>>) -> Self {
+        Self {
+            scope: scope.into(),
+        }
+    }
+
+    /// The scope required.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::tower::RequireScope::new("a").scope(), "a");
+    /// ```
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+}
+
+impl fmt::Debug for RequireScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScope")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for RequireScope {
+    type Service = RequireScopeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopeService {
+            inner,
+            scope: Arc::clone(&self.scope),
+        }
+    }
+}
+
+/// The service of [`RequireScope`].
+///
+/// ```
+/// use tower_layer::Layer;
+/// let inner = (); // any tower service; axum's `route_layer` does this for you
+/// let service = jg_hmac::tower::RequireScope::new("a").layer(inner);
+/// # let _ = service;
+/// ```
+#[derive(Clone)]
+pub struct RequireScopeService<S> {
+    inner: S,
+    scope: Arc<str>,
+}
+
+impl<S> fmt::Debug for RequireScopeService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScopeService")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for RequireScopeService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let refusal = match request.extensions().get::<Authenticated>() {
+            Some(who) if who.credential().has_scope(&self.scope) => None,
+            Some(who) => {
+                tracing::info!(
+                    target: AUDIT_TARGET,
+                    outcome = "refused",
+                    code = "insufficient_scope",
+                    client_id = who.client_id(),
+                    key_id = who.key_id(),
+                    required_scope = &*self.scope,
+                    request_id = who.request_id(),
+                    "request refused: the client lacks the route's scope"
+                );
+                Some(refusal(
+                    403,
+                    "insufficient_scope",
+                    "The client is not allowed to use this route",
+                    who.request_id(),
+                ))
+            }
+            None => {
+                let request_id = new_request_id();
+                tracing::error!(
+                    target: AUDIT_TARGET,
+                    outcome = "refused",
+                    code = "authentication_not_configured",
+                    required_scope = &*self.scope,
+                    request_id = &*request_id,
+                    "RequireScope on a route that no VerifyLayer covers"
+                );
+                Some(refusal(
+                    500,
+                    "authentication_not_configured",
+                    "Authentication is not configured for this route",
+                    &request_id,
+                ))
+            }
+        };
+        match refusal {
+            Some(response) => ResponseFuture::new(Box::pin(std::future::ready(Ok(
+                response.map(Either::Right)
+            )))),
+            None => {
+                let future = self.inner.call(request);
+                ResponseFuture::new(Box::pin(async move {
+                    future.await.map(|r| r.map(Either::Left))
+                }))
+            }
+        }
+    }
+}
+
+fn refusal(status: u16, code: &str, message: &str, request_id: &str) -> Response<Full<Bytes>> {
+    let body = json_error_body(status, code, message, request_id, SystemClock.now());
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", id);
+    }
+    response
+}

@@ -1,0 +1,1165 @@
+//! The PostgreSQL credential store against a real PostgreSQL: each test starts its own
+//! throwaway cluster (initdb + pg_ctl in a temp dir, on a free 127.0.0.1 port, as the
+//! `postgres` OS user when run as root) and removes it when done, so the tests are
+//! self-contained, ignore any cluster the distribution started, and can stop the database
+//! under a running verifier.
+//!
+//! Without PostgreSQL's server binaries (/usr/lib/postgresql/*/bin, or initdb on PATH) the
+//! tests print `SKIPPED` and pass, unless `CI` is set, where they fail: CI must install it
+//! (apt-get install -y postgresql).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use jg_hmac::postgres::{LocalKek, NewClient, PgCredentialStore, PgError};
+use jg_hmac::tower::{Authenticated, CachedStore, CredentialStore, Environment, VerifyLayer};
+use jg_hmac::{Clock, Secret, Signer, SystemClock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const KEK_HEX: &str = "5f0e1d2c3b4a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const OTHER_KEK_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+// ---------------------------------------------------------------- the cluster
+
+/// A PostgreSQL cluster of this test's own, stopped and deleted on drop.
+struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_postgres_user: bool,
+}
+
+static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
+
+fn server_bin_dir() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            (bin.join("initdb").exists() && bin.join("pg_ctl").exists()).then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    if let Some((_, bin)) = found.pop() {
+        return Some(bin);
+    }
+    // Elsewhere (a developer's machine): initdb on PATH.
+    let out = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8(out.stdout).ok()?;
+    let path = Path::new(path.trim());
+    path.parent()
+        .filter(|p| p.join("pg_ctl").exists())
+        .map(Path::to_path_buf)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+impl Cluster {
+    /// A fresh cluster; `None` (after printing SKIPPED) when PostgreSQL is not installed
+    /// and `CI` is unset.
+    fn start() -> Option<Self> {
+        let Some(bin) = server_bin_dir() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PostgreSQL server binaries not found but CI is set: .ci/run must install \
+                 them (apt-get install -y postgresql)"
+            );
+            eprintln!(
+                "SKIPPED: PostgreSQL server binaries not found (apt-get install postgresql to \
+                 run the PostgreSQL tests)"
+            );
+            return None;
+        };
+        let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("jg-hmac-pg-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let as_postgres_user = is_root();
+        let mut cluster = Self {
+            bin,
+            dir,
+            port: 0,
+            as_postgres_user,
+        };
+        if as_postgres_user {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&cluster.dir)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown of the cluster directory to postgres failed");
+        }
+        let data = cluster.dir.join("data");
+        let out = cluster.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        assert!(out.status.success(), "initdb failed: {}", text(&out));
+        for _ in 0..5 {
+            cluster.port = free_port();
+            if cluster.pg_ctl_start() {
+                return Some(cluster);
+            }
+        }
+        panic!("PostgreSQL did not start on any of 5 free ports");
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres_user {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn pg_ctl_start(&self) -> bool {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c full_page_writes=off",
+            self.port,
+            self.dir.display()
+        );
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                &options,
+                "start",
+            ],
+        );
+        out.status.success()
+    }
+
+    /// Stops the server at once (no goodbye to its clients beyond the socket closing).
+    fn stop(&self) {
+        let data = self.dir.join("data");
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    /// Starts it again on the same port.
+    fn restart(&self) {
+        assert!(self.pg_ctl_start(), "PostgreSQL did not start again");
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A store on this cluster with the test KEK.
+    fn store(&self) -> PgCredentialStore {
+        PgCredentialStore::builder(&self.url())
+            .unwrap()
+            .kek(LocalKek::from_hex(KEK_HEX).unwrap())
+            .timeout(Duration::from_millis(800))
+            .build()
+            .unwrap()
+    }
+
+    /// A KEK file in the cluster's directory.
+    fn kek_file(&self, name: &str, hex: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, format!("{hex}\n")).unwrap();
+        path
+    }
+
+    /// Runs the `jg-hmac` binary with this database and KEK.
+    fn cli(&self, args: &[&str]) -> Output {
+        let kek = self.kek_file("kek.hex", KEK_HEX);
+        Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
+            .args(args)
+            .env("JG_DATABASE_URL", self.url())
+            .env("JG_KEK_FILE", kek)
+            .env("USER", "test-operator")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    async fn sql(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", text(out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+// ---------------------------------------------------------------- servers
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn app<S: CredentialStore + Clone>(store: S) -> Router {
+    Router::new()
+        .route(
+            "/v1/secure",
+            get(|who: Authenticated| async move {
+                format!(
+                    "{} {} {}",
+                    who.client_id(),
+                    who.key_id(),
+                    who.scopes().join(",")
+                )
+            }),
+        )
+        .layer(VerifyLayer::new(store))
+}
+
+/// Sends a signed `GET /v1/secure`; returns the status and body.
+async fn signed_get(addr: SocketAddr, client_id: &str, secret: &str) -> (u16, String) {
+    let signer = Signer::new(client_id, &Secret::from(secret)).unwrap();
+    let now = SystemClock.now();
+    let headers = signer.sign("GET", "/v1/secure", b"", now);
+    let request = format!(
+        "GET /v1/secure HTTP/1.1\r\nHost: test\r\nX-Client-Id: {}\r\nX-Timestamp: {}\r\n\
+         X-Signature: {}\r\nConnection: close\r\n\r\n",
+        headers.client_id(),
+        headers.timestamp(),
+        headers.signature().to_hex()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
+        .await
+        .expect("the server answered within 10 s")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let status = reply
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {reply:?}"));
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_once_and_events_are_append_only() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let store = cluster.store();
+    assert_eq!(store.migrate().await.unwrap(), vec![1]);
+    assert!(store.migrate().await.unwrap().is_empty());
+    let out = cluster.cli(&["db", "migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "schema up to date\n");
+
+    store
+        .create_client(
+            NewClient::new(Environment::Test).client_id("jk_test_events"),
+            "alice",
+        )
+        .await
+        .unwrap();
+    let sql = cluster.sql().await;
+    let events = sql
+        .query(
+            "SELECT event, actor FROM jg_hmac.key_events WHERE client_id = 'jk_test_events' \
+             ORDER BY event_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let events: Vec<(String, String)> = events.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        events,
+        [
+            ("client_created".to_owned(), "alice".to_owned()),
+            ("key_created".to_owned(), "alice".to_owned())
+        ]
+    );
+    for statement in [
+        "UPDATE jg_hmac.key_events SET actor = 'mallory'",
+        "DELETE FROM jg_hmac.key_events",
+        "TRUNCATE jg_hmac.key_events",
+    ] {
+        let err = sql.batch_execute(statement).await.unwrap_err();
+        assert!(
+            format!("{err:?}").contains("append-only"),
+            "{statement}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_issues_rotates_revokes_and_lists_without_secrets() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let store = cluster.store();
+    let addr = serve(app(store.clone())).await;
+
+    // create: a generated id of the environment, a 256-bit hex secret, shown once.
+    let created = json(&cluster.cli(&[
+        "keys",
+        "create",
+        "--env",
+        "live",
+        "--scope",
+        "transactions:write",
+        "--scope",
+        "orders:read",
+        "--json",
+    ]));
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let first_key = created["key_id"].as_str().unwrap().to_owned();
+    let first_secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(
+        client_id.starts_with("jk_live_") && client_id.len() >= 8 + 22,
+        "{client_id}"
+    );
+    assert_eq!(first_secret.len(), 64);
+    assert!(first_secret.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(created.as_object().unwrap().len(), 3);
+    let (status, body) = signed_get(addr, &client_id, &first_secret).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        format!("{client_id} {first_key} transactions:write,orders:read")
+    );
+    let credential = store.load(&client_id).await.unwrap().unwrap();
+    assert_eq!(
+        credential.extensions().get::<Environment>(),
+        Some(&Environment::Live)
+    );
+
+    // rotate: a new key; the old one keeps verifying during the overlap.
+    let rotated = json(&cluster.cli(&[
+        "keys",
+        "rotate",
+        "--client-id",
+        &client_id,
+        "--overlap",
+        "3600",
+        "--json",
+    ]));
+    let second_secret = rotated["secret"].as_str().unwrap().to_owned();
+    let second_key = rotated["key_id"].as_str().unwrap().to_owned();
+    assert_ne!(second_secret, first_secret);
+    assert_eq!(rotated["client_id"], client_id.as_str());
+    assert_eq!(signed_get(addr, &client_id, &first_secret).await.0, 200);
+    let (status, body) = signed_get(addr, &client_id, &second_secret).await;
+    assert_eq!(
+        (status, body.split(' ').nth(1)),
+        (200, Some(second_key.as_str()))
+    );
+    let listed = json(&cluster.cli(&["keys", "list", "--client-id", &client_id, "--json"]));
+    let keys = listed[0]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    let now = i64::try_from(SystemClock.now()).unwrap();
+    let old_until = keys[0]["not_after"].as_i64().unwrap();
+    assert!(
+        (now + 3590..=now + 3610).contains(&old_until),
+        "{old_until} vs {now}"
+    );
+    assert!(keys[1]["not_after"].is_null());
+
+    // rotate with no overlap: the first key is already expired (not_after = now).
+    let third = json(&cluster.cli(&[
+        "keys",
+        "rotate",
+        "--client-id",
+        &client_id,
+        "--overlap",
+        "0",
+        "--json",
+    ]));
+    let third_secret = third["secret"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = signed_get(addr, &client_id, &first_secret).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(signed_get(addr, &client_id, &third_secret).await.0, 200);
+
+    // revoke one key, then the client.
+    let out = cluster.cli(&[
+        "keys",
+        "revoke",
+        "--client-id",
+        &client_id,
+        "--key-id",
+        &second_key,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(signed_get(addr, &client_id, &second_secret).await.0, 401);
+    assert_eq!(signed_get(addr, &client_id, &third_secret).await.0, 200);
+    let out = cluster.cli(&["keys", "revoke", "--client-id", &client_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(signed_get(addr, &client_id, &third_secret).await.0, 401);
+    let out = cluster.cli(&["keys", "revoke", "--client-id", &client_id]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already revoked"));
+
+    // list: everything but secrets, in JSON and text.
+    let all = cluster.cli(&["keys", "list", "--json"]);
+    let plain = cluster.cli(&["keys", "list"]);
+    for out in [&all, &plain] {
+        assert!(out.status.success(), "{}", text(out));
+        let shown = String::from_utf8_lossy(&out.stdout);
+        for secret in [&first_secret, &second_secret, &third_secret] {
+            assert!(!shown.contains(secret.as_str()), "list shows a secret");
+        }
+    }
+    let listed = json(&all);
+    assert_eq!(listed[0]["disabled"], true);
+    assert!(
+        listed[0]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["status"] == "revoked")
+    );
+
+    // the given id of the right environment; a test key is refused by a live-only layer
+    // and verifies on a test service.
+    let given = json(&cluster.cli(&[
+        "keys",
+        "create",
+        "--env",
+        "test",
+        "--client-id",
+        "jk_test_acme",
+        "--json",
+    ]));
+    assert_eq!(given["client_id"], "jk_test_acme");
+    let audit = cluster
+        .sql()
+        .await
+        .query("SELECT DISTINCT actor FROM jg_hmac.key_events", &[])
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].get::<_, String>(0), "test-operator");
+    let out = cluster.cli(&[
+        "keys",
+        "create",
+        "--env",
+        "test",
+        "--client-id",
+        "jk_test_x",
+        "--actor",
+        "bob",
+    ]);
+    assert!(out.status.success());
+    let plain = String::from_utf8_lossy(&out.stdout);
+    assert!(plain.contains("client_id jk_test_x") && plain.contains("secret    "));
+
+    // exit code 2: the operator's mistakes, with a clear message.
+    for (args, says) in [
+        (
+            vec![
+                "keys",
+                "create",
+                "--env",
+                "test",
+                "--client-id",
+                "jk_test_acme",
+            ],
+            "already exists",
+        ),
+        (
+            vec!["keys", "create", "--env", "prod"],
+            "not one of: live, test",
+        ),
+        (
+            vec![
+                "keys",
+                "create",
+                "--env",
+                "live",
+                "--client-id",
+                "jk_test_wrongenv",
+            ],
+            "does not start with",
+        ),
+        (
+            vec![
+                "keys",
+                "create",
+                "--env",
+                "live",
+                "--client-id",
+                "jk_live_a'b",
+            ],
+            "is not valid",
+        ),
+        (
+            vec!["keys", "rotate", "--client-id", "jk_live_nobody"],
+            "unknown client id",
+        ),
+        (
+            vec!["keys", "revoke", "--client-id", "jk_live_nobody"],
+            "unknown client id",
+        ),
+        (
+            vec![
+                "keys",
+                "revoke",
+                "--client-id",
+                "jk_test_acme",
+                "--key-id",
+                "k_nope",
+            ],
+            "has no key",
+        ),
+        (
+            vec!["keys", "list", "--client-id", "jk_live_nobody"],
+            "unknown client id",
+        ),
+        (
+            vec!["keys", "rotate", "--client-id", &client_id],
+            "is revoked",
+        ),
+        (
+            vec!["keys", "create", "--env", "live", "--scope", "a b"],
+            "scope",
+        ),
+    ] {
+        let out = cluster.cli(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    // a bad KEK file: refused with a clear message, not echoed.
+    let bad = cluster.kek_file("bad.hex", &format!("{}zz", &KEK_HEX[..62]));
+    let out = Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
+        .args(["keys", "create", "--env", "test"])
+        .env("JG_DATABASE_URL", cluster.url())
+        .env("JG_KEK_FILE", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("64 hex digits") && !err.contains(&KEK_HEX[..62]),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
+        .args(["keys", "list"])
+        .env_remove("JG_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // exit code 1: the database is down (a closed port), within a bounded time.
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
+        .args(["keys", "list"])
+        .env(
+            "JG_DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{}/x", free_port()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A stored secret is bound to its row; a row that does not decrypt refuses that key
+/// only, with a warn event that names it and shows no secret.
+#[test]
+fn a_copied_ciphertext_does_not_decrypt() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = Arc::clone(&logs);
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || Capture(Arc::clone(&sink)))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = cluster.store();
+        store.migrate().await.unwrap();
+        let a = store
+            .create_client(
+                NewClient::new(Environment::Live).client_id("jk_live_a"),
+                "t",
+            )
+            .await
+            .unwrap();
+        let b = store
+            .create_client(
+                NewClient::new(Environment::Live).client_id("jk_live_b"),
+                "t",
+            )
+            .await
+            .unwrap();
+        let sql = cluster.sql().await;
+        sql.execute(
+            "UPDATE jg_hmac.keys SET nonce = a.nonce, ciphertext = a.ciphertext \
+             FROM jg_hmac.keys a WHERE a.client_id = 'jk_live_a' \
+             AND jg_hmac.keys.client_id = 'jk_live_b'",
+            &[],
+        )
+        .await
+        .unwrap();
+        let credential_b = store.load("jk_live_b").await.unwrap().unwrap();
+        assert!(
+            credential_b.keys().is_empty(),
+            "a copied ciphertext must not open"
+        );
+        let credential_a = store.load("jk_live_a").await.unwrap().unwrap();
+        assert_eq!(credential_a.keys().len(), 1);
+
+        // A store with another KEK opens nothing, and says so.
+        let other = PgCredentialStore::builder(&cluster.url())
+            .unwrap()
+            .kek(LocalKek::from_hex(OTHER_KEK_HEX).unwrap())
+            .build()
+            .unwrap();
+        assert!(
+            other
+                .load("jk_live_a")
+                .await
+                .unwrap()
+                .unwrap()
+                .keys()
+                .is_empty()
+        );
+
+        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("WARN"), "{logged}");
+        assert!(
+            logged.contains("jk_live_b") && logged.contains(&b.key_id),
+            "{logged}"
+        );
+        assert!(logged.contains("does not decrypt"), "{logged}");
+        assert!(logged.contains("does not hold"), "{logged}");
+        for secret in [a.secret_hex(), b.secret_hex()] {
+            assert!(!logged.contains(secret));
+        }
+        assert!(!format!("{a:?} {credential_a:?}").contains(a.secret_hex()));
+    });
+}
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Neither a dump of the database nor a SELECT of every column holds a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_holds_no_secret() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let store = cluster.store();
+    store.migrate().await.unwrap();
+    let mut secrets = Vec::new();
+    for env in [Environment::Live, Environment::Test] {
+        let issued = store.create_client(NewClient::new(env), "t").await.unwrap();
+        secrets.push(issued.secret_hex().to_owned());
+        let rotated = store
+            .rotate(&issued.client_id, Duration::from_secs(60), "t")
+            .await
+            .unwrap();
+        secrets.push(rotated.secret_hex().to_owned());
+    }
+    let dump = cluster.command("pg_dump");
+    let out = {
+        let mut dump = dump;
+        dump.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["--inserts", "postgres"])
+        .output()
+        .unwrap()
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let dump = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(dump.contains("jg_hmac.keys"), "the dump has the keys table");
+    let rows = cluster
+        .sql()
+        .await
+        .query(
+            "SELECT k::text, encode(k.nonce, 'hex') || encode(k.ciphertext, 'hex') \
+             FROM jg_hmac.keys k",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    let selected: String = rows
+        .iter()
+        .map(|r| format!("{} {}\n", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    for secret in &secrets {
+        // The secret as text, and the hex of its bytes (as bytea would show them).
+        let as_bytea_hex = hex_of(secret.as_bytes());
+        for haystack in [&dump, &selected] {
+            assert!(!haystack.contains(secret.as_str()));
+            assert!(!haystack.contains(&as_bytea_hex));
+        }
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A database that is down, unreachable or slow gives a StoreError in bounded time, and
+/// the layer answers 503; the store recovers when the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_or_slow_is_a_bounded_503() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let store = cluster.store(); // timeout 800 ms
+    store.migrate().await.unwrap();
+    let issued = store
+        .create_client(NewClient::new(Environment::Live), "t")
+        .await
+        .unwrap();
+    let secret = issued.secret_hex().to_owned();
+    let id = issued.client_id.clone();
+    let addr = serve(app(store.clone())).await;
+    assert_eq!(signed_get(addr, &id, &secret).await.0, 200);
+
+    // Slow: a lock that the lookup must wait for.
+    let locker = cluster.sql().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE jg_hmac.keys IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = store.get(&id).await.unwrap_err();
+    let waited = started.elapsed();
+    eprintln!("locked table: StoreError after {waited:?}: {err}");
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    let started = Instant::now();
+    let (status, body) = signed_get(addr, &id, &secret).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("credential_store_unavailable"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(signed_get(addr, &id, &secret).await.0, 200);
+
+    // Down: the server stopped.
+    cluster.stop();
+    let started = Instant::now();
+    let err = store.get(&id).await.unwrap_err();
+    eprintln!(
+        "server stopped: StoreError after {:?}: {err}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let started = Instant::now();
+    let (status, body) = signed_get(addr, &id, &secret).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // Unreachable: a closed port.
+    let nowhere = PgCredentialStore::builder(&format!(
+        "postgres://postgres@127.0.0.1:{}/postgres",
+        free_port()
+    ))
+    .unwrap()
+    .kek(LocalKek::from_hex(KEK_HEX).unwrap())
+    .build()
+    .unwrap();
+    let started = Instant::now();
+    let err = nowhere.get(&id).await.unwrap_err();
+    eprintln!(
+        "closed port: StoreError after {:?}: {err}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(matches!(
+        nowhere.load(&id).await.unwrap_err(),
+        PgError::Pool(_) | PgError::Timeout(_)
+    ));
+
+    // Back: the pool drops its dead connections and recovers.
+    cluster.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = signed_get(addr, &id, &secret).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery after restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// pg_sleep longer than the bound: statement_timeout (and the store's own timer) stop
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_statement_is_cut_off() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let store = cluster.store();
+    store.migrate().await.unwrap();
+    let issued = store
+        .create_client(NewClient::new(Environment::Live), "t")
+        .await
+        .unwrap();
+    // Make every read of the clients table slow: a view would change the schema, so slow
+    // the row lookup with a policy that sleeps.
+    let sql = cluster.sql().await;
+    sql.batch_execute(
+        "CREATE ROLE verifier LOGIN;
+         GRANT USAGE ON SCHEMA jg_hmac TO verifier;
+         GRANT SELECT ON ALL TABLES IN SCHEMA jg_hmac TO verifier;
+         ALTER TABLE jg_hmac.clients ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY slow ON jg_hmac.clients FOR SELECT TO verifier
+             USING (pg_sleep(3) IS NOT NULL);",
+    )
+    .await
+    .unwrap();
+    let slow = PgCredentialStore::builder(&format!(
+        "postgres://verifier@127.0.0.1:{}/postgres",
+        cluster.port
+    ))
+    .unwrap()
+    .kek(LocalKek::from_hex(KEK_HEX).unwrap())
+    .timeout(Duration::from_millis(500))
+    .build()
+    .unwrap();
+    let addr = serve(app(slow.clone())).await;
+    let started = Instant::now();
+    let err = slow.get(&issued.client_id).await.unwrap_err();
+    let waited = started.elapsed();
+    eprintln!("pg_sleep(3) under a 500 ms bound: StoreError after {waited:?}: {err}");
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+    let (status, body) = signed_get(addr, &issued.client_id, issued.secret_hex()).await;
+    assert_eq!(status, 503, "{body}");
+    // The fast path is unaffected: the owner's store reads without the policy.
+    assert!(store.load(&issued.client_id).await.unwrap().is_some());
+}
+
+/// Two servers on one database, each with a cache (TTL 30 s) and a listener: a key
+/// revoked through the CLI is refused by both within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_two_servers_within_a_second() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let mut servers = Vec::new();
+    let mut listeners = Vec::new();
+    for _ in 0..2 {
+        let store = cluster.store();
+        let cache = CachedStore::builder(store.clone())
+            .ttl(Duration::from_secs(30))
+            .build();
+        let mut listener = store.listen(cache.clone());
+        assert!(listener.wait_listening(Duration::from_secs(10)).await);
+        listeners.push(listener);
+        servers.push((serve(app(cache.clone())).await, cache));
+    }
+
+    const ROUNDS: usize = 20;
+    let mut after_commit = Vec::with_capacity(ROUNDS);
+    let mut after_command = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let created = json(&cluster.cli(&["keys", "create", "--env", "live", "--json"]));
+        let id = created["client_id"].as_str().unwrap().to_owned();
+        let key = created["key_id"].as_str().unwrap().to_owned();
+        let secret = created["secret"].as_str().unwrap().to_owned();
+        for (addr, _) in &servers {
+            let (status, body) = signed_get(*addr, &id, &secret).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        // The creation's own NOTIFY may land after that first lookup: let it, then cache
+        // again, so that what is measured below is the revocation's NOTIFY, not a miss.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for (addr, cache) in &servers {
+            assert_eq!(signed_get(*addr, &id, &secret).await.0, 200);
+            assert!(!cache.is_empty(), "the credential is cached");
+        }
+        // Alternate: one key, then a whole client.
+        let mut args = vec!["keys", "revoke", "--client-id", id.as_str()];
+        if round % 2 == 0 {
+            args.extend(["--key-id", key.as_str()]);
+        }
+        let command_started = Instant::now();
+        let out = cluster.cli(&args);
+        let committed = Instant::now();
+        assert!(out.status.success(), "{}", text(&out));
+        let mut refused = [None, None];
+        while refused.iter().any(Option::is_none) {
+            for (i, (addr, _)) in servers.iter().enumerate() {
+                if refused[i].is_none() && signed_get(*addr, &id, &secret).await.0 == 401 {
+                    refused[i] = Some(Instant::now());
+                }
+            }
+            assert!(
+                committed.elapsed() < Duration::from_secs(5),
+                "round {round}: still accepted 5 s after the revocation"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let last = refused.iter().flatten().max().copied().unwrap();
+        after_commit.push(last.saturating_duration_since(committed));
+        after_command.push(last.saturating_duration_since(command_started));
+    }
+    after_commit.sort();
+    after_command.sort();
+    let p50 = after_commit[ROUNDS / 2];
+    let max = after_commit[ROUNDS - 1];
+    eprintln!(
+        "revocation seen by both servers, {ROUNDS} rounds: after the CLI exits p50 {p50:?} \
+         max {max:?}; from the CLI's start p50 {:?} max {:?}",
+        after_command[ROUNDS / 2],
+        after_command[ROUNDS - 1]
+    );
+    assert!(max <= Duration::from_secs(1), "max {max:?}");
+    assert!(after_command[ROUNDS - 1] <= Duration::from_secs(1));
+    for l in &listeners {
+        assert!(l.is_listening());
+    }
+}
+
+/// The listener clears the cache and says so when its connection drops, and listens
+/// again when the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_reconnects() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let store = cluster.store();
+    store.migrate().await.unwrap();
+    let issued = store
+        .create_client(NewClient::new(Environment::Test), "t")
+        .await
+        .unwrap();
+    let cache = CachedStore::new(store.clone());
+    let mut listener = store.listen(cache.clone());
+    assert!(listener.wait_listening(Duration::from_secs(10)).await);
+    assert!(cache.get(&issued.client_id).await.unwrap().is_some());
+    assert_eq!(cache.len(), 1);
+
+    cluster.stop();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while listener.is_listening() {
+        assert!(Instant::now() < deadline, "the listener did not notice");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        cache.is_empty(),
+        "the cache is cleared when the listener drops"
+    );
+
+    cluster.restart();
+    assert!(listener.wait_listening(Duration::from_secs(15)).await);
+    assert!(cache.get(&issued.client_id).await.unwrap().is_some());
+    // And it works again: a revocation empties the entry at once.
+    store.revoke_client(&issued.client_id, "t").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !cache.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no invalidation after reconnecting"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(cache.get(&issued.client_id).await.unwrap().is_none());
+    listener.abort();
+}
+
+/// Rekey moves every secret to a new KEK; keys keep verifying; a second run changes
+/// nothing; a store holding only the old KEK cannot open them any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rekey_moves_every_secret_to_the_new_kek() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let created = json(&cluster.cli(&["keys", "create", "--env", "test", "--json"]));
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let new_kek = cluster.kek_file("new.hex", OTHER_KEK_HEX);
+    let out = cluster.cli(&["keys", "rekey", "--new-kek-file", new_kek.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 secret"));
+
+    let old_only = cluster.store();
+    assert!(old_only.load(&id).await.unwrap().unwrap().keys().is_empty());
+    let both = PgCredentialStore::builder(&cluster.url())
+        .unwrap()
+        .kek(LocalKek::from_hex(OTHER_KEK_HEX).unwrap())
+        .previous_kek(LocalKek::from_hex(KEK_HEX).unwrap())
+        .build()
+        .unwrap();
+    let addr = serve(app(both.clone())).await;
+    assert_eq!(signed_get(addr, &id, &secret).await.0, 200);
+    // Run again with the new KEK as current: nothing to do.
+    let again = both
+        .rekey(&LocalKek::from_hex(OTHER_KEK_HEX).unwrap(), "t")
+        .await
+        .unwrap();
+    assert_eq!((again.rekeyed, again.already), (0, 1));
+    // A KEK that opens nothing: refused, nothing changed.
+    let err = old_only
+        .rekey(&LocalKek::from_bytes(&[3; 32]), "t")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PgError::Rekey(_)), "{err}");
+    assert_eq!(signed_get(addr, &id, &secret).await.0, 200);
+}
+
+#[test]
+fn gen_kek_writes_a_usable_private_file() {
+    let dir = std::env::temp_dir().join(format!("jg-hmac-genkek-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("kek.hex");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
+            .args(["keys", "gen-kek", "--out"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(LocalKek::from_file(&path).is_ok());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let contents = std::fs::read_to_string(&path).unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(contents.trim()));
+    assert_eq!(
+        run().status.code(),
+        Some(2),
+        "an existing file is not overwritten"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::io::stderr().flush();
+}
