@@ -90,5 +90,9 @@ struct CliDocs;
 struct PostgresDocs;
 
 #[cfg(doctest)]
+#[doc = include_str!("../docs/metrics.md")]
+struct MetricsDocs;
+
+#[cfg(doctest)]
 #[doc = include_str!("../docs/performance.md")]
 struct PerformanceDocs;
