@@ -19,12 +19,9 @@ use crate::sink::{Flat, Sink};
 use crate::swar;
 
 /// Number of query pairs of a request canonicalized without touching the heap (parsing,
-/// sorting and streaming all happen on the stack up to this many).
-///
-/// ```
-/// assert_eq!(jg_hmac::INLINE_PAIRS, 32);
-/// ```
-pub const INLINE_PAIRS: usize = 32;
+/// sorting and streaming all happen on the stack up to this many). `tests/alloc.rs`
+/// checks the figure.
+pub(crate) const INLINE_PAIRS: usize = 32;
 
 /// `A–Z a–z 0–9 - . _ ~`: the bytes that are never percent-encoded, as a lookup table.
 // Evaluated at compile time: an index out of range would fail the build, not panic.
@@ -652,7 +649,7 @@ enum Repr<'a> {
 /// query string to send.
 ///
 /// Borrowing: the value keeps references into its input. A parsed query allocates only
-/// for more than [`INLINE_PAIRS`] pairs (one `Vec`, one slot per pair); a query built
+/// for more than 32 pairs (one `Vec`, one slot per pair); a query built
 /// from pairs holds one `Vec` of them.
 ///
 /// ```
@@ -899,18 +896,13 @@ impl fmt::Debug for CanonicalQuery<'_> {
     }
 }
 
-/// Canonical query of a raw query string, as an owned `String`.
-///
-/// ```
-/// assert_eq!(jg_hmac::canonical_query("b=%zz&a%2=1"), "a%252=1&b=%25zz");
-/// ```
-pub fn canonical_query(raw: &str) -> String {
-    CanonicalQuery::parse(raw).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn canonical_query(raw: &str) -> String {
+        CanonicalQuery::parse(raw).to_string()
+    }
 
     #[test]
     fn spec_notes_table() {

@@ -56,8 +56,11 @@ pub use identity::MissingAuthentication;
 pub use layer::{DEFAULT_BODY_LIMIT, VerifyLayer, VerifyLayerBuilder};
 pub use replay::{AsyncReplayGuard, NoReplayGuard};
 pub use service::{VerifiedBody, Verify};
+// Crate-private: other modules of the crate (stores, guards) may box their futures with it.
+#[allow(unused_imports)]
+pub(crate) use store::BoxFuture;
 pub use store::{
-    BoxFuture, CredentialStore, DynCredentialStore, Environment, InMemoryCredentialStore,
-    StoreError, SyncStore,
+    CredentialStore, DynCredentialStore, Environment, InMemoryCredentialStore, StoreError,
+    SyncStore,
 };
 pub use target::{KeepOriginalTarget, OriginalTarget, OriginalTargetLayer};
