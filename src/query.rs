@@ -14,6 +14,10 @@
 use core::cmp::Ordering;
 use core::fmt;
 
+use percent_encoding::{
+    AsciiSet, NON_ALPHANUMERIC, PercentDecode, percent_decode, percent_encode, percent_encode_byte,
+};
+
 use crate::error::{Error, LimitKind};
 use crate::sink::{Flat, Sink};
 use crate::swar;
@@ -43,29 +47,14 @@ fn is_unreserved(b: u8) -> bool {
     UNRESERVED.get(usize::from(b)).copied().unwrap_or(false)
 }
 
-/// `%XX` with uppercase hex.
-#[inline]
-fn percent_encoded(b: u8) -> [u8; 3] {
-    [b'%', upper_hex_digit(b >> 4), upper_hex_digit(b & 0x0f)]
-}
-
-#[inline]
-fn upper_hex_digit(nibble: u8) -> u8 {
-    if nibble < 10 {
-        b'0' + nibble
-    } else {
-        b'A' + (nibble - 10)
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+/// The bytes that are percent-encoded: every byte but the unreserved ones. Encoding is
+/// `percent-encoding`'s (`%XX`, uppercase hex); `tests` checks that this set and the
+/// [`UNRESERVED`] table, which classifies bytes while cutting pairs, agree on all 256.
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// How the bytes of a key or value relate to their encoded form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,17 +84,17 @@ impl<'a> Part<'a> {
     }
 
     fn logical(&self) -> Logical<'a> {
-        Logical {
-            rest: self.bytes,
-            decode: self.form == Form::Wire,
+        if self.form == Form::Wire {
+            Logical::wire(self.bytes)
+        } else {
+            Logical::Plain(self.bytes.iter())
         }
     }
 
     fn encoded(&self) -> Encoded<'a> {
         Encoded {
             logical: self.logical(),
-            pending: [0; 2],
-            npending: 0,
+            pending: &[],
         }
     }
 
@@ -120,46 +109,70 @@ impl<'a> Part<'a> {
 
     #[inline]
     fn write<S: Sink>(&self, sink: &mut S) {
-        if self.form == Form::Verbatim {
-            sink.put(self.bytes);
-        } else {
-            self.write_encoded(sink);
+        match self.form {
+            Form::Verbatim => sink.put(self.bytes),
+            Form::Plain => {
+                for chunk in percent_encode(self.bytes, ENCODE) {
+                    sink.put(chunk.as_bytes());
+                }
+            }
+            Form::Wire => self.write_wire(sink),
         }
     }
 
-    /// Runs of unreserved bytes are their own encoding (decoding leaves them alone too),
-    /// so they go to the sink whole; only the bytes between runs are decoded and encoded.
-    fn write_encoded<S: Sink>(&self, sink: &mut S) {
-        let decode = self.form == Form::Wire;
-        let mut rest = self.bytes;
-        loop {
-            let run = rest
-                .iter()
-                .position(|&b| !is_unreserved(b))
-                .unwrap_or(rest.len());
-            let (verbatim, tail) = rest.split_at_checked(run).unwrap_or((rest, &[]));
-            if !verbatim.is_empty() {
-                sink.put(verbatim);
-            }
-            let mut logical = Logical { rest: tail, decode };
-            let Some(b) = logical.next() else {
-                return;
-            };
-            if is_unreserved(b) {
-                sink.put(&[b]);
-            } else {
-                sink.put(&percent_encoded(b));
-            }
-            rest = logical.rest;
+    /// A leading run of unreserved bytes is its own encoding (and holds no `+` or `%`),
+    /// so it goes to the sink whole; the rest is decoded and encoded byte by byte.
+    fn write_wire<S: Sink>(&self, sink: &mut S) {
+        let run = self
+            .bytes
+            .iter()
+            .position(|&b| !is_unreserved(b))
+            .unwrap_or(self.bytes.len());
+        let (verbatim, tail) = self.bytes.split_at_checked(run).unwrap_or((self.bytes, &[]));
+        if !verbatim.is_empty() {
+            sink.put(verbatim);
+        }
+        let tail = Part {
+            bytes: tail,
+            form: Form::Wire,
+        };
+        for b in tail.encoded() {
+            sink.put(&[b]);
         }
     }
 }
 
-/// The decoded bytes of a part: `+` → space, `%XX` → byte, a `%` without two hex digits
-/// stays a literal `%`. No UTF-8 interpretation.
-struct Logical<'a> {
-    rest: &'a [u8],
-    decode: bool,
+/// The logical bytes of a part. As sent on the wire: `+` is a space and `%XX` a byte,
+/// decoded by `percent-encoding` (a `%` without two hex digits stays a literal `%`); no
+/// UTF-8 interpretation. A `+` is not a hex digit, so no `%XX` spans one, and each
+/// `+`-separated piece decodes on its own.
+enum Logical<'a> {
+    Wire {
+        piece: PercentDecode<'a>,
+        /// What follows the `+` that ends the current piece, if one does.
+        after_plus: Option<&'a [u8]>,
+    },
+    Plain(core::slice::Iter<'a, u8>),
+}
+
+impl<'a> Logical<'a> {
+    fn wire(bytes: &'a [u8]) -> Self {
+        let (piece, after_plus) = split_at_plus(bytes);
+        Self::Wire {
+            piece: percent_decode(piece),
+            after_plus,
+        }
+    }
+}
+
+fn split_at_plus(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match memchr::memchr(b'+', bytes) {
+        Some(at) => (
+            bytes.get(..at).unwrap_or_default(),
+            Some(bytes.get(at + 1..).unwrap_or_default()),
+        ),
+        None => (bytes, None),
+    }
 }
 
 impl Iterator for Logical<'_> {
@@ -167,34 +180,26 @@ impl Iterator for Logical<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<u8> {
-        let (&first, tail) = self.rest.split_first()?;
-        if self.decode {
-            match first {
-                b'+' => {
-                    self.rest = tail;
-                    return Some(b' ');
+        match self {
+            Self::Plain(bytes) => bytes.next().copied(),
+            Self::Wire { piece, after_plus } => {
+                if let Some(b) = piece.next() {
+                    return Some(b);
                 }
-                b'%' => {
-                    if let [hi, lo, after @ ..] = tail
-                        && let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo))
-                    {
-                        self.rest = after;
-                        return Some(hi << 4 | lo);
-                    }
-                }
-                _ => {}
+                let (next, after) = split_at_plus(after_plus.take()?);
+                *piece = percent_decode(next);
+                *after_plus = after;
+                Some(b' ')
             }
         }
-        self.rest = tail;
-        Some(first)
     }
 }
 
 /// The encoded bytes of a part, produced lazily for comparisons.
 struct Encoded<'a> {
     logical: Logical<'a>,
-    pending: [u8; 2],
-    npending: u8,
+    /// The rest of a `%XX` being produced.
+    pending: &'static [u8],
 }
 
 impl Iterator for Encoded<'_> {
@@ -202,24 +207,16 @@ impl Iterator for Encoded<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<u8> {
-        match self.npending {
-            2 => {
-                self.npending = 1;
-                return Some(self.pending[0]);
-            }
-            1 => {
-                self.npending = 0;
-                return Some(self.pending[1]);
-            }
-            _ => {}
+        if let Some((&first, rest)) = self.pending.split_first() {
+            self.pending = rest;
+            return Some(first);
         }
         let b = self.logical.next()?;
         if is_unreserved(b) {
             Some(b)
         } else {
-            let [percent, hi, lo] = percent_encoded(b);
-            self.pending = [hi, lo];
-            self.npending = 2;
+            let (&percent, rest) = percent_encode_byte(b).as_bytes().split_first()?;
+            self.pending = rest;
             Some(percent)
         }
     }
@@ -902,6 +899,14 @@ mod tests {
 
     fn canonical_query(raw: &str) -> String {
         CanonicalQuery::parse(raw).to_string()
+    }
+
+    #[test]
+    fn encode_set_agrees_with_the_unreserved_table() {
+        for b in 0..=255u8 {
+            let encoded = percent_encode(&[b], ENCODE).to_string();
+            assert_eq!(encoded.len() == 1, is_unreserved(b), "byte {b:#04x}");
+        }
     }
 
     #[test]
