@@ -130,7 +130,10 @@ impl<'a> Part<'a> {
             .iter()
             .position(|&b| !is_unreserved(b))
             .unwrap_or(self.bytes.len());
-        let (verbatim, tail) = self.bytes.split_at_checked(run).unwrap_or((self.bytes, &[]));
+        let (verbatim, tail) = self
+            .bytes
+            .split_at_checked(run)
+            .unwrap_or((self.bytes, &[]));
         if !verbatim.is_empty() {
             sink.put(verbatim);
         }

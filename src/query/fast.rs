@@ -183,4 +183,3 @@ pub(super) fn write_short(raw: &[u8], out: &mut [u8]) -> Option<usize> {
     }
     Some(out.written().len())
 }
-

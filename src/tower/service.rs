@@ -27,7 +27,7 @@ use super::body::{BodyError, read_to_limit};
 use super::future::{ResponseBody, ResponseFuture};
 use super::identity::Authenticated;
 use super::layer::Shared;
-use super::refusal::{Diagnostics, Failure, Refusal};
+use super::refusal::{Diagnostics, Refusal, RefusalCause as Failure};
 use super::replay::{AsyncReplayGuard, NoReplayGuard};
 use super::store::{CredentialStore, Environment};
 use super::target::sent_uri;
