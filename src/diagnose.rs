@@ -16,7 +16,8 @@
 //! never holds the secret or the expected signature.
 //!
 //! ```
-//! use jg_hmac::{CanonicalRequest, ContentHash, Diagnosis, Received, Secret, Target, diagnose};
+//! use jg_hmac::diagnose::{Diagnosis, Received, diagnose};
+//! use jg_hmac::{CanonicalRequest, ContentHash, Secret, Target};
 //!
 //! let secret = Secret::from("s3cr3t_test_key_justgold");
 //! // The partner signed the query in the order it was sent instead of sorting it.
@@ -80,7 +81,8 @@ pub const CODES: &[&str] = &[
 /// strings-to-sign from.
 ///
 /// ```
-/// use jg_hmac::{Received, Target};
+/// use jg_hmac::diagnose::Received;
+/// use jg_hmac::Target;
 /// let received = Received::new("POST", Target::parse("/v1/orders"), "1735550100", b"{}");
 /// assert_eq!(received.timestamp(), "1735550100");
 /// ```
@@ -97,7 +99,8 @@ impl<'a> Received<'a> {
     /// The request's method, request-target, `X-Timestamp` value (verbatim) and body.
     ///
     /// ```
-    /// use jg_hmac::{Received, Target};
+    /// use jg_hmac::diagnose::Received;
+    /// use jg_hmac::Target;
     /// let received = Received::new("GET", Target::parse("/v1/ping?a=1"), "1735550160", b"");
     /// assert_eq!(received.content_hash(), jg_hmac::ContentHash::EMPTY);
     /// ```
@@ -115,7 +118,8 @@ impl<'a> Received<'a> {
     /// body bytes (`body_trailing_newline`) are not tried.
     ///
     /// ```
-    /// use jg_hmac::{ContentHash, Received, Target};
+    /// use jg_hmac::diagnose::Received;
+    /// use jg_hmac::{ContentHash, Target};
     /// let hash = ContentHash::of(b"{}");
     /// let received = Received::with_content_hash("POST", Target::parse("/v1/orders"), "1735550100", hash);
     /// assert_eq!(received.content_hash(), hash);
@@ -138,7 +142,7 @@ impl<'a> Received<'a> {
     /// The `X-Timestamp` value, verbatim.
     ///
     /// ```
-    /// let r = jg_hmac::Received::new("GET", jg_hmac::Target::parse("/"), "017", b"");
+    /// let r = jg_hmac::diagnose::Received::new("GET", jg_hmac::Target::parse("/"), "017", b"");
     /// assert_eq!(r.timestamp(), "017");
     /// ```
     pub fn timestamp(&self) -> &'a str {
@@ -148,7 +152,7 @@ impl<'a> Received<'a> {
     /// The body hash that is signed.
     ///
     /// ```
-    /// let r = jg_hmac::Received::new("GET", jg_hmac::Target::parse("/"), "1", b"");
+    /// let r = jg_hmac::diagnose::Received::new("GET", jg_hmac::Target::parse("/"), "1", b"");
     /// assert_eq!(r.content_hash(), jg_hmac::ContentHash::EMPTY);
     /// ```
     pub fn content_hash(&self) -> ContentHash {
@@ -160,7 +164,7 @@ impl<'a> Received<'a> {
 /// snake_case code; `Display` a sentence for people.
 ///
 /// ```
-/// use jg_hmac::Diagnosis;
+/// use jg_hmac::diagnose::Diagnosis;
 /// let d = Diagnosis::TimestampDiffers { signed: 1735550157, offset: -3 };
 /// assert_eq!(d.code(), "timestamp_differs");
 /// assert_eq!(
@@ -235,8 +239,8 @@ impl Diagnosis {
     /// The stable code: one of [`CODES`].
     ///
     /// ```
-    /// assert_eq!(jg_hmac::Diagnosis::CrlfNewlines.code(), "crlf_newlines");
-    /// assert_eq!(jg_hmac::Diagnosis::None.code(), "none");
+    /// assert_eq!(jg_hmac::diagnose::Diagnosis::CrlfNewlines.code(), "crlf_newlines");
+    /// assert_eq!(jg_hmac::diagnose::Diagnosis::None.code(), "none");
     /// ```
     pub fn code(&self) -> &'static str {
         match self {
@@ -358,7 +362,8 @@ fn mac(key: &KeyedMac, message: &[u8]) -> Signature {
 /// [`Diagnosis::Unknown`] if no mistake reproduces it. See the [module](self) docs.
 ///
 /// ```
-/// use jg_hmac::{CanonicalRequest, ContentHash, Diagnosis, Received, Secret, Target, diagnose};
+/// use jg_hmac::diagnose::{Diagnosis, Received, diagnose};
+/// use jg_hmac::{CanonicalRequest, ContentHash, Secret, Target};
 /// let secret = Secret::from("s3cr3t_test_key_justgold");
 /// let target = Target::parse("/v1/ping?z=two&z=three&version=1&a=hello");
 /// let right = CanonicalRequest::new("GET", target).sign(&secret, "1735550160", &ContentHash::EMPTY);
@@ -385,7 +390,8 @@ pub fn diagnose(secret: &Secret, received: &Received<'_>, sent: &Signature) -> D
 /// sandbox diagnostics use for the `hint` of an `invalid_signature` body.
 ///
 /// ```
-/// use jg_hmac::{CanonicalRequest, ContentHash, Diagnosis, Received, Secret, SigningKey, Target};
+/// use jg_hmac::diagnose::{Diagnosis, Received};
+/// use jg_hmac::{CanonicalRequest, ContentHash, Secret, SigningKey, Target};
 /// let secret = Secret::from("s3cr3t_test_key_justgold");
 /// let key = SigningKey::new("2026-11", &secret);
 /// let received = Received::new("get", Target::parse("/v1/ping"), "1735550160", b"");

@@ -8,12 +8,12 @@ use core::fmt;
 /// told *which* header is wrong, never *how* a secret-dependent check failed.
 ///
 /// ```
-/// use jg_hmac::SignedHeader;
-/// assert_eq!(SignedHeader::Timestamp.name(), "X-Timestamp");
+/// use jg_hmac::HeaderKind;
+/// assert_eq!(HeaderKind::Timestamp.name(), "X-Timestamp");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum SignedHeader {
+pub enum HeaderKind {
     /// `X-Client-Id` (or its alias `X-Access-Key`).
     ClientId,
     /// `X-Timestamp`.
@@ -24,11 +24,11 @@ pub enum SignedHeader {
     ContentType,
 }
 
-impl SignedHeader {
+impl HeaderKind {
     /// The canonical spelling of the header name, as sent by signers.
     ///
     /// ```
-    /// assert_eq!(jg_hmac::SignedHeader::ClientId.name(), "X-Client-Id");
+    /// assert_eq!(jg_hmac::HeaderKind::ClientId.name(), "X-Client-Id");
     /// ```
     pub const fn name(self) -> &'static str {
         match self {
@@ -81,10 +81,10 @@ pub enum LimitKind {
 #[non_exhaustive]
 pub enum Error {
     /// A required header is absent. Wire code `missing_header`, status 401.
-    MissingHeader(SignedHeader),
+    MissingHeader(HeaderKind),
     /// A required header is present but empty, repeated, conflicting, not visible ASCII,
     /// or not of its syntax. Wire code `malformed_header`, status 400.
-    MalformedHeader(SignedHeader),
+    MalformedHeader(HeaderKind),
     /// `X-Timestamp` is outside the accepted window around the verifier's clock.
     /// Wire code `timestamp_out_of_range`, status 401.
     TimestampOutOfRange,
@@ -143,8 +143,8 @@ impl Error {
     /// its share of the replay guard `429`; a replay guard that cannot answer `503`.
     ///
     /// ```
-    /// use jg_hmac::{Error, SignedHeader};
-    /// assert_eq!(Error::MalformedHeader(SignedHeader::Signature).status(), 400);
+    /// use jg_hmac::{Error, HeaderKind};
+    /// assert_eq!(Error::MalformedHeader(HeaderKind::Signature).status(), 400);
     /// ```
     pub const fn status(&self) -> u16 {
         match self {
@@ -165,14 +165,14 @@ impl Error {
     /// A one-line message that is safe to return to the partner.
     ///
     /// ```
-    /// use jg_hmac::{Error, SignedHeader};
+    /// use jg_hmac::{Error, HeaderKind};
     /// assert_eq!(
-    ///     Error::MissingHeader(SignedHeader::Timestamp).message(),
+    ///     Error::MissingHeader(HeaderKind::Timestamp).message(),
     ///     "Missing required header X-Timestamp"
     /// );
     /// ```
     pub const fn message(&self) -> &'static str {
-        use SignedHeader as H;
+        use HeaderKind as H;
         match self {
             Self::MissingHeader(H::ClientId) => "Missing required header X-Client-Id",
             Self::MissingHeader(H::Timestamp) => "Missing required header X-Timestamp",
@@ -299,8 +299,8 @@ mod tests {
     #[test]
     fn every_code_is_distinct_and_snake_case() {
         let all = [
-            Error::MissingHeader(SignedHeader::ClientId),
-            Error::MalformedHeader(SignedHeader::ClientId),
+            Error::MissingHeader(HeaderKind::ClientId),
+            Error::MalformedHeader(HeaderKind::ClientId),
             Error::TimestampOutOfRange,
             Error::UnknownClient,
             Error::InvalidSignature,

@@ -138,45 +138,12 @@ impl Verifier {
         L: CredentialLookup + ?Sized,
         B: AsRef<[u8]>,
     {
-        self.verify_http(
+        self.verify(
             lookup,
-            request.method(),
-            request.uri(),
-            request.headers(),
+            request.method().as_str(),
+            Target::from_uri(request.uri()),
+            &AuthHeaders::from_header_map(request.headers()),
             &ContentHash::of(request.body().as_ref()),
-            now,
-        )
-    }
-
-    /// Verifies request [`Parts`] plus the body bytes received.
-    ///
-    /// # Errors
-    /// See [`Verifier::verify`].
-    ///
-    /// ```
-    /// use std::{collections::HashMap, sync::Arc};
-    /// use jg_hmac::{Credential, Verifier};
-    /// let store: HashMap<String, Arc<Credential>> = HashMap::new();
-    /// let (parts, body) = http::Request::get("/").body(Vec::<u8>::new()).unwrap().into_parts();
-    /// let err = Verifier::new().verify_parts(&store, &parts, &body, 0).unwrap_err();
-    /// assert_eq!(err.code(), "missing_header");
-    /// ```
-    pub fn verify_parts<L>(
-        &self,
-        lookup: &L,
-        parts: &Parts,
-        body: &[u8],
-        now: u64,
-    ) -> Result<Verified, Error>
-    where
-        L: CredentialLookup + ?Sized,
-    {
-        self.verify_http(
-            lookup,
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            &ContentHash::of(body),
             now,
         )
     }
@@ -203,25 +170,6 @@ impl Verifier {
             parts.method.as_str(),
             Target::from_uri(&parts.uri),
             &AuthHeaders::from_header_map(&parts.headers),
-            now,
-        )
-    }
-
-    fn verify_http<L: CredentialLookup + ?Sized>(
-        &self,
-        lookup: &L,
-        method: &http::Method,
-        uri: &Uri,
-        headers: &http::HeaderMap,
-        content: &ContentHash,
-        now: u64,
-    ) -> Result<Verified, Error> {
-        self.verify(
-            lookup,
-            method.as_str(),
-            Target::from_uri(uri),
-            &AuthHeaders::from_header_map(headers),
-            content,
             now,
         )
     }

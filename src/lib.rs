@@ -8,7 +8,7 @@
 //!   (or, for a short query, as offsets) in arrays on the stack; the string-to-sign is
 //!   assembled in a stack buffer (streamed in pieces when longer) and fed to an HMAC state
 //!   that was keyed once when the secret was loaded. Verification allocates nothing for
-//!   requests with up to [`INLINE_PAIRS`] query pairs.
+//!   requests with up to 32 query pairs.
 //! - **Secrets and tags are types.** [`Secret`] and keyed states are wiped on drop and print
 //!   as `[redacted]`; a [`Signature`] compares in constant time and prints 8 hex digits.
 //! - **One error type.** [`Error`] carries the wire code, the HTTP status and a message
@@ -45,6 +45,8 @@ pub mod metrics;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod raw;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -56,10 +58,9 @@ pub mod reqwest;
 pub use canonical::{ALGORITHM, CanonicalRequest, VisibleNewlines};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use credential::{Credential, CredentialLookup, SigningKey};
-pub use diagnose::{Diagnosis, Received, diagnose};
-pub use error::{Error, LimitKind, SignedHeader};
+pub use error::{Error, HeaderKind, LimitKind};
 pub use headers::{ACCESS_KEY, AuthHeaders, CLIENT_ID, SIGNATURE, TIMESTAMP};
-pub use query::{CanonicalQuery, INLINE_PAIRS, canonical_query};
+pub use query::CanonicalQuery;
 pub use replay::{InMemoryReplayGuard, ReplayGuard};
 pub use secret::Secret;
 pub use signature::{BodyHasher, ContentHash, Signature};

@@ -14,17 +14,20 @@
 use core::cmp::Ordering;
 use core::fmt;
 
+use percent_encoding::{
+    AsciiSet, NON_ALPHANUMERIC, PercentDecode, percent_decode, percent_encode, percent_encode_byte,
+};
+
 use crate::error::{Error, LimitKind};
-use crate::sink::{Flat, Sink};
-use crate::swar;
+use crate::sink::Sink;
+
+mod fast;
+use fast::{SHORT_OUT, SHORT_PAIRS, write_short};
 
 /// Number of query pairs of a request canonicalized without touching the heap (parsing,
-/// sorting and streaming all happen on the stack up to this many).
-///
-/// ```
-/// assert_eq!(jg_hmac::INLINE_PAIRS, 32);
-/// ```
-pub const INLINE_PAIRS: usize = 32;
+/// sorting and streaming all happen on the stack up to this many). `tests/alloc.rs`
+/// checks the figure.
+pub(crate) const INLINE_PAIRS: usize = 32;
 
 /// `A–Z a–z 0–9 - . _ ~`: the bytes that are never percent-encoded, as a lookup table.
 // Evaluated at compile time: an index out of range would fail the build, not panic.
@@ -46,29 +49,14 @@ fn is_unreserved(b: u8) -> bool {
     UNRESERVED.get(usize::from(b)).copied().unwrap_or(false)
 }
 
-/// `%XX` with uppercase hex.
-#[inline]
-fn percent_encoded(b: u8) -> [u8; 3] {
-    [b'%', upper_hex_digit(b >> 4), upper_hex_digit(b & 0x0f)]
-}
-
-#[inline]
-fn upper_hex_digit(nibble: u8) -> u8 {
-    if nibble < 10 {
-        b'0' + nibble
-    } else {
-        b'A' + (nibble - 10)
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+/// The bytes that are percent-encoded: every byte but the unreserved ones. Encoding is
+/// `percent-encoding`'s (`%XX`, uppercase hex); `tests` checks that this set and the
+/// [`UNRESERVED`] table, which classifies bytes while cutting pairs, agree on all 256.
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// How the bytes of a key or value relate to their encoded form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,17 +86,17 @@ impl<'a> Part<'a> {
     }
 
     fn logical(&self) -> Logical<'a> {
-        Logical {
-            rest: self.bytes,
-            decode: self.form == Form::Wire,
+        if self.form == Form::Wire {
+            Logical::wire(self.bytes)
+        } else {
+            Logical::Plain(self.bytes.iter())
         }
     }
 
     fn encoded(&self) -> Encoded<'a> {
         Encoded {
             logical: self.logical(),
-            pending: [0; 2],
-            npending: 0,
+            pending: &[],
         }
     }
 
@@ -123,46 +111,73 @@ impl<'a> Part<'a> {
 
     #[inline]
     fn write<S: Sink>(&self, sink: &mut S) {
-        if self.form == Form::Verbatim {
-            sink.put(self.bytes);
-        } else {
-            self.write_encoded(sink);
+        match self.form {
+            Form::Verbatim => sink.put(self.bytes),
+            Form::Plain => {
+                for chunk in percent_encode(self.bytes, ENCODE) {
+                    sink.put(chunk.as_bytes());
+                }
+            }
+            Form::Wire => self.write_wire(sink),
         }
     }
 
-    /// Runs of unreserved bytes are their own encoding (decoding leaves them alone too),
-    /// so they go to the sink whole; only the bytes between runs are decoded and encoded.
-    fn write_encoded<S: Sink>(&self, sink: &mut S) {
-        let decode = self.form == Form::Wire;
-        let mut rest = self.bytes;
-        loop {
-            let run = rest
-                .iter()
-                .position(|&b| !is_unreserved(b))
-                .unwrap_or(rest.len());
-            let (verbatim, tail) = rest.split_at_checked(run).unwrap_or((rest, &[]));
-            if !verbatim.is_empty() {
-                sink.put(verbatim);
-            }
-            let mut logical = Logical { rest: tail, decode };
-            let Some(b) = logical.next() else {
-                return;
-            };
-            if is_unreserved(b) {
-                sink.put(&[b]);
-            } else {
-                sink.put(&percent_encoded(b));
-            }
-            rest = logical.rest;
+    /// A leading run of unreserved bytes is its own encoding (and holds no `+` or `%`),
+    /// so it goes to the sink whole; the rest is decoded and encoded byte by byte.
+    fn write_wire<S: Sink>(&self, sink: &mut S) {
+        let run = self
+            .bytes
+            .iter()
+            .position(|&b| !is_unreserved(b))
+            .unwrap_or(self.bytes.len());
+        let (verbatim, tail) = self
+            .bytes
+            .split_at_checked(run)
+            .unwrap_or((self.bytes, &[]));
+        if !verbatim.is_empty() {
+            sink.put(verbatim);
+        }
+        let tail = Part {
+            bytes: tail,
+            form: Form::Wire,
+        };
+        for b in tail.encoded() {
+            sink.put(&[b]);
         }
     }
 }
 
-/// The decoded bytes of a part: `+` → space, `%XX` → byte, a `%` without two hex digits
-/// stays a literal `%`. No UTF-8 interpretation.
-struct Logical<'a> {
-    rest: &'a [u8],
-    decode: bool,
+/// The logical bytes of a part. As sent on the wire: `+` is a space and `%XX` a byte,
+/// decoded by `percent-encoding` (a `%` without two hex digits stays a literal `%`); no
+/// UTF-8 interpretation. A `+` is not a hex digit, so no `%XX` spans one, and each
+/// `+`-separated piece decodes on its own.
+enum Logical<'a> {
+    Wire {
+        piece: PercentDecode<'a>,
+        /// What follows the `+` that ends the current piece, if one does.
+        after_plus: Option<&'a [u8]>,
+    },
+    Plain(core::slice::Iter<'a, u8>),
+}
+
+impl<'a> Logical<'a> {
+    fn wire(bytes: &'a [u8]) -> Self {
+        let (piece, after_plus) = split_at_plus(bytes);
+        Self::Wire {
+            piece: percent_decode(piece),
+            after_plus,
+        }
+    }
+}
+
+fn split_at_plus(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match memchr::memchr(b'+', bytes) {
+        Some(at) => (
+            bytes.get(..at).unwrap_or_default(),
+            Some(bytes.get(at + 1..).unwrap_or_default()),
+        ),
+        None => (bytes, None),
+    }
 }
 
 impl Iterator for Logical<'_> {
@@ -170,34 +185,26 @@ impl Iterator for Logical<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<u8> {
-        let (&first, tail) = self.rest.split_first()?;
-        if self.decode {
-            match first {
-                b'+' => {
-                    self.rest = tail;
-                    return Some(b' ');
+        match self {
+            Self::Plain(bytes) => bytes.next().copied(),
+            Self::Wire { piece, after_plus } => {
+                if let Some(b) = piece.next() {
+                    return Some(b);
                 }
-                b'%' => {
-                    if let [hi, lo, after @ ..] = tail
-                        && let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo))
-                    {
-                        self.rest = after;
-                        return Some(hi << 4 | lo);
-                    }
-                }
-                _ => {}
+                let (next, after) = split_at_plus(after_plus.take()?);
+                *piece = percent_decode(next);
+                *after_plus = after;
+                Some(b' ')
             }
         }
-        self.rest = tail;
-        Some(first)
     }
 }
 
 /// The encoded bytes of a part, produced lazily for comparisons.
 struct Encoded<'a> {
     logical: Logical<'a>,
-    pending: [u8; 2],
-    npending: u8,
+    /// The rest of a `%XX` being produced.
+    pending: &'static [u8],
 }
 
 impl Iterator for Encoded<'_> {
@@ -205,24 +212,16 @@ impl Iterator for Encoded<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<u8> {
-        match self.npending {
-            2 => {
-                self.npending = 1;
-                return Some(self.pending[0]);
-            }
-            1 => {
-                self.npending = 0;
-                return Some(self.pending[1]);
-            }
-            _ => {}
+        if let Some((&first, rest)) = self.pending.split_first() {
+            self.pending = rest;
+            return Some(first);
         }
         let b = self.logical.next()?;
         if is_unreserved(b) {
             Some(b)
         } else {
-            let [percent, hi, lo] = percent_encoded(b);
-            self.pending = [hi, lo];
-            self.npending = 2;
+            let (&percent, rest) = percent_encode_byte(b).as_bytes().split_first()?;
+            self.pending = rest;
             Some(percent)
         }
     }
@@ -409,12 +408,9 @@ impl<'a> Iterator for RawPairs<'a> {
     }
 }
 
-/// Number of `&` bytes, eight at a time (see [`swar`]).
+/// Number of `&` bytes.
 fn count_ampersands(raw: &[u8]) -> usize {
-    (0..raw.len())
-        .step_by(8)
-        .map(|at| swar::bytes_eq(swar::word_le(raw, at), b'&').count_ones() as usize)
-        .sum()
+    memchr::memchr_iter(b'&', raw).count()
 }
 
 /// Number of non-empty `&`-separated segments: the starts of runs of bytes other than
@@ -427,177 +423,6 @@ fn count_pairs(raw: &[u8]) -> usize {
         .map(|(&prev, &b)| usize::from(prev == b'&' && b != b'&'))
         .sum::<usize>();
     usize::from(first) + starts
-}
-
-/// Longest raw query that [`write_short`] takes: one bit per byte fits a `u64`.
-const SHORT_LEN: usize = 64;
-/// Most pairs that [`write_short`] (and the smaller stack array of the general path)
-/// holds.
-const SHORT_PAIRS: usize = 16;
-/// Longest canonical form of a query that [`write_short`] takes: its bytes, and a `=`
-/// added to each pair that has none.
-const SHORT_OUT: usize = SHORT_LEN + SHORT_PAIRS;
-
-/// Bytes that keep a short query on the fast path: unreserved, `&` and `=`.
-// Evaluated at compile time: an index out of range would fail the build, not panic.
-#[allow(clippy::indexing_slicing)]
-static PLAIN: [bool; 256] = {
-    let mut table = UNRESERVED;
-    table[b'&' as usize] = true;
-    table[b'=' as usize] = true;
-    table
-};
-
-/// One pair of a short query, as offsets into it, packed in a word: the key is
-/// `start..eq`, the value `eq + 1..end` (`eq == end` when the pair has no `=`). Moved
-/// whole when sorting: bytes stored one at a time and loaded as a word would stall.
-#[derive(Clone, Copy, Default)]
-struct Span(u32);
-
-impl Span {
-    /// Offsets below 256 (a short query is at most `SHORT_LEN` bytes).
-    #[inline(always)]
-    fn new(start: usize, eq: usize, end: usize) -> Self {
-        Self((start as u32 & 0xff) | (eq as u32 & 0xff) << 8 | (end as u32 & 0xff) << 16)
-    }
-
-    #[inline(always)]
-    fn start(self) -> usize {
-        (self.0 & 0xff) as usize
-    }
-
-    #[inline(always)]
-    fn eq(self) -> usize {
-        (self.0 >> 8 & 0xff) as usize
-    }
-
-    #[inline(always)]
-    fn end(self) -> usize {
-        (self.0 >> 16 & 0xff) as usize
-    }
-
-    /// Whether `self` sorts after `other`: by key, then by value, as bytes. The first
-    /// eight bytes of each part, loaded as one big-endian word and zero-padded (no byte
-    /// of a short query is zero), settle nearly every comparison.
-    #[inline(always)]
-    fn after(self, other: Self, raw: &[u8]) -> bool {
-        #[inline(always)]
-        fn cmp_part(raw: &[u8], a: (usize, usize), b: (usize, usize)) -> Ordering {
-            let prefix = |(from, to): (usize, usize)| {
-                let kept = u64::MAX.checked_shr(8 * (to - from).min(8) as u32);
-                swar::word_be(raw, from) & !kept.unwrap_or(0)
-            };
-            match prefix(a).cmp(&prefix(b)) {
-                // Equal prefixes that hold both parts whole: equal parts.
-                Ordering::Equal if a.1 - a.0 > 8 || b.1 - b.0 > 8 => {
-                    raw.get(a.0..a.1).cmp(&raw.get(b.0..b.1))
-                }
-                order => order,
-            }
-        }
-        let key = |s: Self| (s.start(), s.eq());
-        let value = |s: Self| ((s.eq() + 1).min(s.end()), s.end());
-        cmp_part(raw, key(self), key(other)).then_with(|| cmp_part(raw, value(self), value(other)))
-            == Ordering::Greater
-    }
-}
-
-/// The fast path for a short query whose pairs are each already in canonical form: at
-/// most [`SHORT_LEN`] bytes and [`SHORT_PAIRS`] pairs, every byte unreserved, a `&`, or
-/// the first `=` of its pair. Decoding and re-encoding such a pair gives back its own
-/// bytes (followed by `=` when it has none), so its canonical form is a sort and a copy.
-/// Nearly every API query is of this kind.
-///
-/// Writes the canonical form into `out` and returns its length; `None` for any other
-/// query, or when `out` is too small (a caller's buffer of [`SHORT_OUT`] bytes never is).
-///
-/// One table lookup per byte, without a branch, says whether the query qualifies; the
-/// `&`s and `=`s are then found eight bytes at a time ([`swar`]) as bit masks, so that
-/// cutting the pairs costs a few instructions per pair rather than a branch per byte.
-#[inline(always)]
-fn write_short(raw: &[u8], out: &mut [u8]) -> Option<usize> {
-    if raw.len() > SHORT_LEN
-        || !raw.iter().fold(true, |plain, &b| {
-            plain & PLAIN.get(usize::from(b)).copied().unwrap_or(false)
-        })
-    {
-        return None;
-    }
-    let (mut amps, mut eqs) = (0u64, 0u64);
-    let mut at = 0;
-    while at < raw.len() {
-        // Zero padding past the end: neither `&` nor `=`.
-        let x = swar::word_le(raw, at);
-        amps |= u64::from(swar::movemask(swar::bytes_eq(x, b'&'))) << at;
-        eqs |= u64::from(swar::movemask(swar::bytes_eq(x, b'='))) << at;
-        at += 8;
-    }
-    let below = |n: usize| u64::MAX.checked_shr(64 - n as u32).unwrap_or(0);
-    // Each pair as one word to sort by: its key's first eight bytes (big-endian,
-    // zero-padded) above, its `Span` below. Comparing the upper halves settles nearly
-    // every comparison; equal ones go to `Span::after`.
-    let mut pairs = [0u128; SHORT_PAIRS];
-    let mut len = 0;
-    let mut start = 0;
-    loop {
-        // The pair ends at the next `&`, or at the end of the query.
-        let end = match amps & !below(start) {
-            0 => raw.len(),
-            rest => rest.trailing_zeros() as usize,
-        };
-        if end > start {
-            let pair_eqs = eqs & below(end) & !below(start);
-            // A second `=` belongs to the value, where it is encoded.
-            if pair_eqs & pair_eqs.wrapping_sub(1) != 0 {
-                return None;
-            }
-            let eq = match pair_eqs {
-                0 => end,
-                eqs => eqs.trailing_zeros() as usize,
-            };
-            let kept = u64::MAX.checked_shr(8 * (eq - start).min(8) as u32);
-            let prefix = swar::word_be(raw, start) & !kept.unwrap_or(0);
-            *pairs.get_mut(len)? =
-                u128::from(prefix) << 64 | u128::from(Span::new(start, eq, end).0);
-            len += 1;
-        }
-        if end >= raw.len() {
-            break;
-        }
-        start = end + 1;
-    }
-    let pairs = pairs.get_mut(..len).unwrap_or_default();
-    let span = |pair: u128| Span(pair as u32);
-    // Insertion sort: a handful of pairs, often in order already.
-    for i in 1..pairs.len() {
-        let mut j = i;
-        while j > 0 {
-            let (Some(&a), Some(&b)) = (pairs.get(j - 1), pairs.get(j)) else {
-                break;
-            };
-            let after = match (a >> 64).cmp(&(b >> 64)) {
-                Ordering::Greater => true,
-                Ordering::Less => false,
-                Ordering::Equal => span(a).after(span(b), raw),
-            };
-            if !after {
-                break;
-            }
-            pairs.swap(j - 1, j);
-            j -= 1;
-        }
-    }
-    let mut out = Flat::new(out);
-    for (i, span) in pairs.iter().map(|&pair| span(pair)).enumerate() {
-        if i > 0 {
-            out.put(b"&")?;
-        }
-        out.put(raw.get(span.start()..span.end())?)?;
-        if span.eq() == span.end() {
-            out.put(b"=")?;
-        }
-    }
-    Some(out.written().len())
 }
 
 fn sort(pairs: &mut [Pair<'_>]) {
@@ -652,7 +477,7 @@ enum Repr<'a> {
 /// query string to send.
 ///
 /// Borrowing: the value keeps references into its input. A parsed query allocates only
-/// for more than [`INLINE_PAIRS`] pairs (one `Vec`, one slot per pair); a query built
+/// for more than 32 pairs (one `Vec`, one slot per pair); a query built
 /// from pairs holds one `Vec` of them.
 ///
 /// ```
@@ -899,18 +724,49 @@ impl fmt::Debug for CanonicalQuery<'_> {
     }
 }
 
-/// Canonical query of a raw query string, as an owned `String`.
-///
-/// ```
-/// assert_eq!(jg_hmac::canonical_query("b=%zz&a%2=1"), "a%252=1&b=%25zz");
-/// ```
-pub fn canonical_query(raw: &str) -> String {
-    CanonicalQuery::parse(raw).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::fast::SHORT_LEN;
+
+    fn canonical_query(raw: &str) -> String {
+        CanonicalQuery::parse(raw).to_string()
+    }
+
+    /// The general path alone, bypassing the fast one.
+    fn general(raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_raw::<INLINE_PAIRS, Vec<u8>>(raw, &mut out);
+        out
+    }
+
+    proptest::proptest! {
+        /// The fast path (`fast::write_short`) against its oracle, the general path: every
+        /// query the fast path takes gives the same bytes through both. The bytes drawn
+        /// make most queries eligible (unreserved, `&`, `=`), and some not (`%`, `+`, a
+        /// second `=`, non-ASCII), which the fast path must refuse rather than get wrong.
+        #[test]
+        fn fast_path_matches_the_general_path(
+            raw in proptest::collection::vec(
+                proptest::sample::select(b"abzAZ09-._~==&&&%+\xc3".to_vec()),
+                0..(SHORT_LEN + 8),
+            )
+        ) {
+            let mut out = [0u8; SHORT_OUT];
+            if let Some(len) = write_short(&raw, &mut out) {
+                proptest::prop_assert_eq!(&out[..len], &general(&raw)[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn encode_set_agrees_with_the_unreserved_table() {
+        for b in 0..=255u8 {
+            let encoded = percent_encode(&[b], ENCODE).to_string();
+            assert_eq!(encoded.len() == 1, is_unreserved(b), "byte {b:#04x}");
+        }
+    }
 
     #[test]
     fn spec_notes_table() {

@@ -419,13 +419,13 @@ impl fmt::Debug for RedisReplayGuard {
 }
 
 /// Why a call did not give an answer.
-enum Failure {
+enum NoAnswer {
     Redis(RedisError),
     Timeout(Duration),
     Unexpected(Value),
 }
 
-impl fmt::Display for Failure {
+impl fmt::Display for NoAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Redis(e) => write!(f, "{e}"),
@@ -457,9 +457,9 @@ impl AsyncReplayGuard for RedisReplayGuard {
             Ok(Ok(Value::Okay | Value::SimpleString(_))) => return Ok(()),
             // `nil`: the key existed, the request was seen before.
             Ok(Ok(Value::Nil)) => return Err(Error::ReplayedRequest),
-            Ok(Ok(other)) => Failure::Unexpected(other),
-            Ok(Err(e)) => Failure::Redis(e),
-            Err(_) => Failure::Timeout(self.timeout),
+            Ok(Ok(other)) => NoAnswer::Unexpected(other),
+            Ok(Err(e)) => NoAnswer::Redis(e),
+            Err(_) => NoAnswer::Timeout(self.timeout),
         };
         self.unavailable(client_id, signature, &failure)
     }

@@ -1,6 +1,6 @@
 //! Signing outgoing [`reqwest`] 0.13 requests (feature `reqwest`).
 //!
-//! Two ways in, over one function ([`sign_request`]):
+//! Two ways in, one for each kind of reqwest client:
 //!
 //! - **[`SigningMiddleware`]**, for a [`reqwest_middleware`] client: every request is
 //!   signed just before it is sent, at the time of an injectable [`Clock`]. This is the
@@ -23,8 +23,7 @@
 //! multipart form) has no bytes to read before it is sent: signing it is
 //! [`SignError::StreamingBody`], never a signature over the wrong bytes. For a stream
 //! whose bytes you can hash while producing them (a file you read first), hash them with
-//! [`BodyHasher`](crate::BodyHasher) and use [`SignExt::signed_with_hash`] or
-//! [`sign_request_hashed`].
+//! [`BodyHasher`](crate::BodyHasher) and use [`SignExt::signed_with_hash`].
 //!
 //! # Retries: where the signer sits
 //!
@@ -117,21 +116,7 @@ pub enum SignError {
 ///
 /// # Errors
 /// [`SignError::StreamingBody`] when the body is a stream.
-///
-/// ```
-/// use jg_hmac::Signer;
-/// let signer = Signer::new("jk_live_example", &"s3cr3t_test_key_justgold".into())?;
-/// let mut request = reqwest::Client::new()
-///     .get("http://127.0.0.1:8080/v1/ping?z=two&z=three&version=1&a=hello")
-///     .build()?;
-/// jg_hmac::reqwest::sign_request(&signer, &mut request, 1735550160)?;
-/// assert_eq!(
-///     request.headers()["x-signature"],
-///     "fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76"
-/// );
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn sign_request(
+pub(crate) fn sign_request(
     signer: &Signer,
     request: &mut Request,
     timestamp: u64,
@@ -145,18 +130,8 @@ pub fn sign_request(
 }
 
 /// Signs a built request whose body hash the caller computed (a streamed body hashed
-/// with [`BodyHasher`](crate::BodyHasher) as it was produced). The hash must be that of
-/// the exact bytes the stream will yield.
-///
-/// ```
-/// use jg_hmac::{ContentHash, Signer};
-/// let signer = Signer::new("jk_live_example", &"secret".into())?;
-/// let mut request = reqwest::Client::new().put("http://127.0.0.1:8080/v1/upload").build()?;
-/// jg_hmac::reqwest::sign_request_hashed(&signer, &mut request, &ContentHash::of(b"data"), 1);
-/// assert!(request.headers().contains_key("x-signature"));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn sign_request_hashed(
+/// with [`BodyHasher`](crate::BodyHasher) as it was produced).
+pub(crate) fn sign_request_hashed(
     signer: &Signer,
     request: &mut Request,
     content: &ContentHash,

@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::canonical::CanonicalRequest;
-use crate::error::{Error, SignedHeader};
+use crate::error::{Error, HeaderKind};
 use crate::secret::{KeyedMac, Secret};
 use crate::signature::{ContentHash, Signature};
 use crate::swar::is_visible_ascii;
@@ -47,7 +47,7 @@ impl Signer {
             || bytes.len() > Limits::default().max_client_id_len
             || !is_visible_ascii(bytes)
         {
-            return Err(Error::MalformedHeader(SignedHeader::ClientId));
+            return Err(Error::MalformedHeader(HeaderKind::ClientId));
         }
         Ok(Self {
             client_id,

@@ -6,7 +6,7 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::canonical::{CanonicalRequest, StringToSign};
 use crate::credential::{Credential, CredentialLookup, SigningKey};
-use crate::error::{Error, SignedHeader};
+use crate::error::{Error, HeaderKind};
 use crate::headers::{AuthHeaders, Slot};
 use crate::query::CanonicalQuery;
 use crate::secret::{KeyedMac, Secret};
@@ -273,11 +273,11 @@ impl Verifier {
         now: u64,
     ) -> Result<Prepared<'a>, Error> {
         let client_id = self.client_id(headers)?;
-        let timestamp_raw = single(headers.timestamp, SignedHeader::Timestamp)?;
+        let timestamp_raw = single(headers.timestamp, HeaderKind::Timestamp)?;
         let timestamp = parse_timestamp(timestamp_raw)?;
-        let signature_raw = single(headers.signature, SignedHeader::Signature)?;
+        let signature_raw = single(headers.signature, HeaderKind::Signature)?;
         let signature = Signature::from_hex_bytes(signature_raw)
-            .ok_or(Error::MalformedHeader(SignedHeader::Signature))?;
+            .ok_or(Error::MalformedHeader(HeaderKind::Signature))?;
         let body_must_be_empty = self.check_content_type(headers.content_type)?;
         self.check_window(timestamp, now)?;
         let query = CanonicalQuery::parse_limited(
@@ -476,16 +476,16 @@ impl Verifier {
         };
         let value = match (headers.client_id, alias) {
             (Slot::Absent, Slot::Absent) => {
-                return Err(Error::MissingHeader(SignedHeader::ClientId));
+                return Err(Error::MissingHeader(HeaderKind::ClientId));
             }
             (Slot::One(v), Slot::Absent) | (Slot::Absent, Slot::One(v)) => v,
             (Slot::One(a), Slot::One(b)) if a == b => a,
-            _ => return Err(Error::MalformedHeader(SignedHeader::ClientId)),
+            _ => return Err(Error::MalformedHeader(HeaderKind::ClientId)),
         };
         if value.is_empty() || value.len() > self.limits.max_client_id_len {
-            return Err(Error::MalformedHeader(SignedHeader::ClientId));
+            return Err(Error::MalformedHeader(HeaderKind::ClientId));
         }
-        ascii_str(value, SignedHeader::ClientId)
+        ascii_str(value, HeaderKind::ClientId)
     }
 
     /// Returns whether the body must be empty (allow-list set, no `Content-Type`).
@@ -495,7 +495,7 @@ impl Verifier {
         }
         let value = match slot {
             Slot::Absent => return Ok(true),
-            Slot::Repeated => return Err(Error::MalformedHeader(SignedHeader::ContentType)),
+            Slot::Repeated => return Err(Error::MalformedHeader(HeaderKind::ContentType)),
             Slot::One(v) => v,
         };
         let media_type = value.split(|&b| b == b';').next().unwrap_or_default();
@@ -532,7 +532,7 @@ fn usable(credential: &Credential, client_id: &str, now: u64) -> bool {
 
 /// A header that must appear exactly once. Its syntax (digits, hex digits) is checked by
 /// the caller, and implies that it is non-empty visible ASCII.
-fn single(slot: Slot<'_>, which: SignedHeader) -> Result<&[u8], Error> {
+fn single(slot: Slot<'_>, which: HeaderKind) -> Result<&[u8], Error> {
     match slot {
         Slot::Absent => Err(Error::MissingHeader(which)),
         Slot::One(v) => Ok(v),
@@ -540,7 +540,7 @@ fn single(slot: Slot<'_>, which: SignedHeader) -> Result<&[u8], Error> {
     }
 }
 
-fn ascii_str(value: &[u8], which: SignedHeader) -> Result<&str, Error> {
+fn ascii_str(value: &[u8], which: HeaderKind) -> Result<&str, Error> {
     if !is_visible_ascii(value) {
         return Err(Error::MalformedHeader(which));
     }
@@ -549,7 +549,7 @@ fn ascii_str(value: &[u8], which: SignedHeader) -> Result<&str, Error> {
 
 /// `X-Timestamp`: 1 to 18 ASCII digits (so it always fits in a `u64`).
 pub(crate) fn parse_timestamp(raw: &[u8]) -> Result<u64, Error> {
-    let malformed = Error::MalformedHeader(SignedHeader::Timestamp);
+    let malformed = Error::MalformedHeader(HeaderKind::Timestamp);
     if raw.is_empty() || raw.len() > MAX_TIMESTAMP_DIGITS {
         return Err(malformed);
     }

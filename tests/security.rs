@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jg_hmac::{
-    AuthHeaders, CanonicalRequest, ContentHash, Credential, Error, InMemoryReplayGuard, LimitKind,
-    Limits, MAX_TIMESTAMP_DIGITS, ReplayGuard, Secret, SignedHeader, Signer, SigningKey, Target,
+    AuthHeaders, CanonicalRequest, ContentHash, Credential, Error, HeaderKind, InMemoryReplayGuard,
+    LimitKind, Limits, MAX_TIMESTAMP_DIGITS, ReplayGuard, Secret, Signer, SigningKey, Target,
     Verifier,
 };
 
@@ -116,7 +116,7 @@ fn empty_truncated_or_overlong_signature_never_verifies() {
     for sig in &bad {
         assert_eq!(
             verify_sig(sig.as_bytes()),
-            Err(Error::MalformedHeader(SignedHeader::Signature)),
+            Err(Error::MalformedHeader(HeaderKind::Signature)),
             "signature {sig:?}"
         );
         assert!(jg_hmac::Signature::from_hex(sig).is_none(), "{sig:?}");
@@ -145,7 +145,7 @@ fn empty_truncated_or_overlong_signature_never_verifies() {
             NOW,
         )
         .unwrap_err();
-    assert_eq!(err, Error::MissingHeader(SignedHeader::Signature));
+    assert_eq!(err, Error::MissingHeader(HeaderKind::Signature));
 }
 
 /// All-zero and all-`f` signatures (what a compare that stops at the first NUL, or one
@@ -348,7 +348,7 @@ fn client_id_length_limit_at_the_edge() {
     // At the limit the id is well-formed (then unknown); past it, malformed.
     assert_eq!(answer(&at, &Verifier::new()), Err(Error::UnknownClient));
     let err = answer(&past, &Verifier::new()).unwrap_err();
-    assert_eq!(err, Error::MalformedHeader(SignedHeader::ClientId));
+    assert_eq!(err, Error::MalformedHeader(HeaderKind::ClientId));
     assert_eq!(err.status(), 400);
 
     let mut limits = Limits::default();
@@ -357,7 +357,7 @@ fn client_id_length_limit_at_the_edge() {
     assert_eq!(answer("kkkk", &small), Err(Error::UnknownClient));
     assert_eq!(
         answer("kkkkk", &small),
-        Err(Error::MalformedHeader(SignedHeader::ClientId))
+        Err(Error::MalformedHeader(HeaderKind::ClientId))
     );
 }
 
@@ -479,18 +479,18 @@ fn timestamp_digits_at_the_edge_and_window_extremes() {
     assert_eq!(answer(&v, &padded_18, NOW), Ok(()));
     assert_eq!(
         answer(&v, &padded_19, NOW),
-        Err(Error::MalformedHeader(SignedHeader::Timestamp))
+        Err(Error::MalformedHeader(HeaderKind::Timestamp))
     );
     let max_18 = "9".repeat(18);
     let max = max_18.parse::<u64>().unwrap();
     assert_eq!(answer(&v, &max_18, max), Ok(()));
     assert_eq!(
         answer(&v, &"9".repeat(19), max),
-        Err(Error::MalformedHeader(SignedHeader::Timestamp))
+        Err(Error::MalformedHeader(HeaderKind::Timestamp))
     );
     assert_eq!(
         answer(&v, &"9".repeat(20), u64::MAX),
-        Err(Error::MalformedHeader(SignedHeader::Timestamp))
+        Err(Error::MalformedHeader(HeaderKind::Timestamp))
     );
     // Extreme clocks and windows: answers, never an overflow.
     assert_eq!(

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit, Mac};
 use jg_hmac::{
     AuthHeaders, CanonicalRequest, ContentHash, Credential, Error, Limits, Secret, Signature,
-    SignedHeader, Signer, Target, Verifier,
+    HeaderKind, Signer, Target, Verifier,
 };
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
@@ -113,7 +113,7 @@ fuzz_target!(|data: &[u8]| {
     let signer = match Signer::new(client_id.clone(), &Secret::new(secret)) {
         Ok(signer) => signer,
         Err(e) => {
-            assert_eq!(e, Error::MalformedHeader(SignedHeader::ClientId));
+            assert_eq!(e, Error::MalformedHeader(HeaderKind::ClientId));
             let b = client_id.as_bytes();
             assert!(b.is_empty() || b.len() > 128 || b.iter().any(|c| !(0x21..=0x7e).contains(c)));
             Signer::new("jk_fuzz", &Secret::new(secret)).unwrap()
@@ -147,7 +147,7 @@ fuzz_target!(|data: &[u8]| {
         .count();
     let limits = Limits::default();
     let expected = if timestamp > MAX_TIMESTAMP {
-        Err(Error::MalformedHeader(SignedHeader::Timestamp))
+        Err(Error::MalformedHeader(HeaderKind::Timestamp))
     } else if query.len() > limits.max_query_len {
         Err(Error::TooLarge(jg_hmac::LimitKind::QueryLength))
     } else if pairs > limits.max_query_pairs {

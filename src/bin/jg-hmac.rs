@@ -14,10 +14,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use jg_hmac::diagnose::{Diagnosis, Received, diagnose};
 use jg_hmac::raw::{self, Framing, RawLimits, RawRequest};
 use jg_hmac::{
-    CanonicalRequest, Clock, ContentHash, Credential, Diagnosis, Received, Secret, Signature,
-    Signer, SystemClock, Verifier, diagnose,
+    CanonicalRequest, Clock, ContentHash, Credential, Secret, Signature, Signer, SystemClock,
+    Verifier,
 };
 
 /// Sign, verify and explain raw HTTP/1.1 requests signed with JG-HMAC-SHA256.
@@ -141,14 +142,14 @@ struct ExplainArgs {
 }
 
 /// Why the tool stops early.
-enum Failure {
+enum EarlyExit {
     /// Usage or input error: exit 2.
     Input(String),
     /// The request does not verify: exit 1, message on stdout.
     Rejected(String),
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
+impl<E: std::fmt::Display> From<E> for EarlyExit {
     fn from(e: E) -> Self {
         Self::Input(e.to_string())
     }
@@ -173,12 +174,12 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Err(Failure::Rejected(line)) => {
+        Err(EarlyExit::Rejected(line)) => {
             // The verdict is the output; a closed stdout changes nothing about it.
             let _ = write_stdout(line.as_bytes());
             ExitCode::from(1)
         }
-        Err(Failure::Input(message)) => {
+        Err(EarlyExit::Input(message)) => {
             eprintln!("jg-hmac: {message}");
             ExitCode::from(2)
         }
@@ -193,7 +194,7 @@ fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
 
 /// Reads the whole input, refusing more than the parser could accept without
 /// buffering it.
-fn read_input(input: &Input, limits: &RawLimits) -> Result<Vec<u8>, Failure> {
+fn read_input(input: &Input, limits: &RawLimits) -> Result<Vec<u8>, EarlyExit> {
     let cap = limits.max_input();
     let mut bytes = Vec::new();
     let reader: Box<dyn Read> = match &input.input {
@@ -208,7 +209,7 @@ fn read_input(input: &Input, limits: &RawLimits) -> Result<Vec<u8>, Failure> {
         .read_to_end(&mut bytes)
         .map_err(|e| format!("reading the request: {e}"))?;
     if bytes.len() > cap {
-        return Err(Failure::Input(format!(
+        return Err(EarlyExit::Input(format!(
             "input too large: more than {cap} bytes (limits: header section {} bytes, body {} bytes)",
             limits.max_head, limits.max_body
         )));
@@ -216,11 +217,11 @@ fn read_input(input: &Input, limits: &RawLimits) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-fn parse_request<'a>(bytes: &'a [u8], limits: &RawLimits) -> Result<RawRequest<'a>, Failure> {
-    raw::parse(bytes, limits).map_err(|e| Failure::Input(format!("malformed request: {e}")))
+fn parse_request<'a>(bytes: &'a [u8], limits: &RawLimits) -> Result<RawRequest<'a>, EarlyExit> {
+    raw::parse(bytes, limits).map_err(|e| EarlyExit::Input(format!("malformed request: {e}")))
 }
 
-fn load_secret(source: &SecretSource) -> Result<Option<Secret>, Failure> {
+fn load_secret(source: &SecretSource) -> Result<Option<Secret>, EarlyExit> {
     let bytes = if let Some(var) = &source.secret_env {
         let value = std::env::var_os(var)
             .ok_or_else(|| format!("environment variable {} is not set", var.to_string_lossy()))?;
@@ -240,34 +241,34 @@ fn load_secret(source: &SecretSource) -> Result<Option<Secret>, Failure> {
     };
     let secret = Secret::from(bytes);
     if secret.is_empty() {
-        return Err(Failure::Input("the secret is empty".into()));
+        return Err(EarlyExit::Input("the secret is empty".into()));
     }
     Ok(Some(secret))
 }
 
 #[cfg(unix)]
-fn os_bytes(value: OsString) -> Result<Vec<u8>, Failure> {
+fn os_bytes(value: OsString) -> Result<Vec<u8>, EarlyExit> {
     use std::os::unix::ffi::OsStringExt;
     Ok(value.into_vec())
 }
 
 #[cfg(not(unix))]
-fn os_bytes(value: OsString) -> Result<Vec<u8>, Failure> {
+fn os_bytes(value: OsString) -> Result<Vec<u8>, EarlyExit> {
     value
         .into_string()
         .map(String::into_bytes)
-        .map_err(|_| Failure::Input("the secret variable is not valid Unicode".into()))
+        .map_err(|_| EarlyExit::Input("the secret variable is not valid Unicode".into()))
 }
 
-fn require_secret(source: &SecretSource) -> Result<Secret, Failure> {
+fn require_secret(source: &SecretSource) -> Result<Secret, EarlyExit> {
     load_secret(source)?.ok_or_else(|| {
-        Failure::Input("a secret is required: --secret-env VAR or --secret-file FILE".into())
+        EarlyExit::Input("a secret is required: --secret-env VAR or --secret-file FILE".into())
     })
 }
 
 const AUTH_HEADERS: [&str; 4] = ["x-client-id", "x-access-key", "x-timestamp", "x-signature"];
 
-fn sign(args: &SignArgs) -> Result<Vec<u8>, Failure> {
+fn sign(args: &SignArgs) -> Result<Vec<u8>, EarlyExit> {
     let secret = require_secret(&args.secret)?;
     let signer = Signer::new(args.client_id.as_str(), &secret)
         .map_err(|_| "--client-id must be 1 to 128 visible ASCII characters")?;
@@ -302,13 +303,13 @@ fn curl_command(
     request: &RawRequest<'_>,
     base: &str,
     added: &[(&str, &[u8])],
-) -> Result<Vec<u8>, Failure> {
+) -> Result<Vec<u8>, EarlyExit> {
     let base = base.trim_end_matches('/');
     let Some(rest) = base
         .strip_prefix("http://")
         .or_else(|| base.strip_prefix("https://"))
     else {
-        return Err(Failure::Input(
+        return Err(EarlyExit::Input(
             "--curl takes a URL base such as http://127.0.0.1:8080".into(),
         ));
     };
@@ -317,7 +318,7 @@ fn curl_command(
             .bytes()
             .any(|b| !(0x21..=0x7e).contains(&b) || matches!(b, b'?' | b'#' | b'\'' | b'\\'))
     {
-        return Err(Failure::Input(
+        return Err(EarlyExit::Input(
             "--curl takes a URL base such as http://127.0.0.1:8080: scheme, host, port and an optional path, in visible ASCII without ?, #, ' or \\".into(),
         ));
     }
@@ -328,7 +329,7 @@ fn curl_command(
     } else {
         let parts = request.target_parts();
         if parts.path().first() != Some(&b'/') {
-            return Err(Failure::Input(
+            return Err(EarlyExit::Input(
                 "--curl needs an origin-form or absolute-form request-target".into(),
             ));
         }
@@ -340,12 +341,12 @@ fn curl_command(
     }
     let sent = url.get(base.len()..).unwrap_or_default();
     if sent.contains(&b'#') {
-        return Err(Failure::Input(
+        return Err(EarlyExit::Input(
             "--curl: the request-target has a fragment (#), which curl does not send; remove it, or percent-encode the # as %23 and sign again".into(),
         ));
     }
     if let Some(b) = sent.iter().find(|b| !b.is_ascii()) {
-        return Err(Failure::Input(format!(
+        return Err(EarlyExit::Input(format!(
             "--curl: the request-target has a byte that is not ASCII ({}), which curl would percent-encode, changing the signed path; percent-encode it in the request and sign again",
             escape_for_terminal(&[*b])
         )));
@@ -395,7 +396,7 @@ fn curl_command(
     headers.extend(added.iter().copied());
     for (name, value) in headers {
         if value.contains(&0) {
-            return Err(Failure::Input(format!(
+            return Err(EarlyExit::Input(format!(
                 "--curl: the value of header {} holds a NUL byte, which cannot be passed to curl",
                 escape_for_terminal(name.as_bytes())
             )));
@@ -492,7 +493,7 @@ fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-fn verify(args: &VerifyArgs) -> Result<Vec<u8>, Failure> {
+fn verify(args: &VerifyArgs) -> Result<Vec<u8>, EarlyExit> {
     let secret = require_secret(&args.secret)?;
     let limits = RawLimits::default();
     let bytes = read_input(&args.input, &limits)?;
@@ -534,7 +535,7 @@ fn verify(args: &VerifyArgs) -> Result<Vec<u8>, Failure> {
                 },
                 _ => String::new(),
             };
-            Err(Failure::Rejected(format!(
+            Err(EarlyExit::Rejected(format!(
                 "{}: {}{detail}\n",
                 e.code(),
                 e.message()
@@ -568,10 +569,10 @@ fn timestamp_detail(request: &RawRequest<'_>, now: u64, window: u64) -> String {
     )
 }
 
-fn explain(args: &ExplainArgs) -> Result<Vec<u8>, Failure> {
+fn explain(args: &ExplainArgs) -> Result<Vec<u8>, EarlyExit> {
     let secret = load_secret(&args.secret)?;
     if args.now.is_some() && secret.is_none() {
-        return Err(Failure::Input(
+        return Err(EarlyExit::Input(
             "--now runs the verifier, which needs --secret-env or --secret-file".into(),
         ));
     }
@@ -598,7 +599,7 @@ fn explain(args: &ExplainArgs) -> Result<Vec<u8>, Failure> {
             ),
         };
     let timestamp = String::from_utf8(timestamp).map_err(|_| {
-        Failure::Input("X-Timestamp is not ASCII: a verifier answers malformed_header".into())
+        EarlyExit::Input("X-Timestamp is not ASCII: a verifier answers malformed_header".into())
     })?;
 
     let content = match &args.content_sha256 {

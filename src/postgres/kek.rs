@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::secret::Secret;
-use crate::tower::BoxFuture;
 
 /// Length of an AES-GCM nonce in bytes.
 const NONCE_LEN: usize = 12;
@@ -63,6 +62,15 @@ impl fmt::Display for KekError {
 
 impl std::error::Error for KekError {}
 
+/// What [`Kek`]'s methods return: a boxed future, so that a backend can call a KMS or
+/// Vault's transit engine.
+///
+/// ```
+/// let done: jg_hmac::postgres::KekFuture<'static, u8> = Box::pin(async { 7 });
+/// # let _ = done;
+/// ```
+pub type KekFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// A key-encryption key (KEK): seals client secrets before they reach the database and
 /// opens them when a verifier loads a credential.
 ///
@@ -77,8 +85,7 @@ impl std::error::Error for KekError {}
 ///
 /// ```
 /// use jg_hmac::Secret;
-/// use jg_hmac::postgres::{Kek, KekError, Sealed};
-/// use jg_hmac::tower::BoxFuture;
+/// use jg_hmac::postgres::{Kek, KekError, KekFuture, Sealed};
 ///
 /// /// Stands for a client of a KMS: here it only delegates to a local key.
 /// #[derive(Debug)]
@@ -86,10 +93,10 @@ impl std::error::Error for KekError {}
 ///
 /// impl Kek for Kms {
 ///     fn id(&self) -> &str { "kms:alias/jg-hmac" }
-///     fn seal<'a>(&'a self, plaintext: &'a [u8], aad: &'a [u8]) -> BoxFuture<'a, Result<Sealed, KekError>> {
+///     fn seal<'a>(&'a self, plaintext: &'a [u8], aad: &'a [u8]) -> KekFuture<'a, Result<Sealed, KekError>> {
 ///         self.0.seal(plaintext, aad) // a real one: an Encrypt call with aad as context
 ///     }
-///     fn open<'a>(&'a self, sealed: &'a Sealed, aad: &'a [u8]) -> BoxFuture<'a, Result<Secret, KekError>> {
+///     fn open<'a>(&'a self, sealed: &'a Sealed, aad: &'a [u8]) -> KekFuture<'a, Result<Secret, KekError>> {
 ///         self.0.open(sealed, aad)
 ///     }
 /// }
@@ -107,7 +114,7 @@ pub trait Kek: fmt::Debug + Send + Sync + 'static {
         &'a self,
         plaintext: &'a [u8],
         aad: &'a [u8],
-    ) -> BoxFuture<'a, Result<Sealed, KekError>>;
+    ) -> KekFuture<'a, Result<Sealed, KekError>>;
 
     /// Decrypts what [`seal`](Self::seal) produced with the same `aad`.
     ///
@@ -118,7 +125,7 @@ pub trait Kek: fmt::Debug + Send + Sync + 'static {
         &'a self,
         sealed: &'a Sealed,
         aad: &'a [u8],
-    ) -> BoxFuture<'a, Result<Secret, KekError>>;
+    ) -> KekFuture<'a, Result<Secret, KekError>>;
 }
 
 /// A key-encryption key held in this process: AES-256-GCM with a random 96-bit nonce per
@@ -294,7 +301,7 @@ impl Kek for LocalKek {
         &'a self,
         plaintext: &'a [u8],
         aad: &'a [u8],
-    ) -> BoxFuture<'a, Result<Sealed, KekError>> {
+    ) -> KekFuture<'a, Result<Sealed, KekError>> {
         let result = self.seal_now(plaintext, aad);
         Box::pin(std::future::ready(result))
     }
@@ -303,7 +310,7 @@ impl Kek for LocalKek {
         &'a self,
         sealed: &'a Sealed,
         aad: &'a [u8],
-    ) -> BoxFuture<'a, Result<Secret, KekError>> {
+    ) -> KekFuture<'a, Result<Secret, KekError>> {
         let result = self.open_now(sealed, aad);
         Box::pin(std::future::ready(result))
     }

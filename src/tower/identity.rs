@@ -170,7 +170,7 @@ mod extract {
     impl IntoResponse for MissingAuthentication {
         fn into_response(self) -> Response {
             use crate::clock::Clock;
-            let response = crate::tower::refusal::Failure::NotConfigured.response(
+            let response = crate::tower::refusal::RefusalCause::NotConfigured.response(
                 &crate::tower::audit::new_request_id(),
                 crate::clock::SystemClock.now(),
                 None,

@@ -366,7 +366,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// `stringToSign`, the string the server computed (as AWS SigV4 does), so a partner
     /// can diff it against theirs, and `hint`, the code of the typical partner mistake
     /// that reproduces the sent signature (`query_unsorted`, `path_prefix`, …, see
-    /// [`diagnose`](crate::diagnose())), when one does. It holds no secret, only what the
+    /// [`diagnose`](crate::diagnose::diagnose())), when one does. It holds no secret, only what the
     /// request said and the hash of the body received; the search (at most about 700
     /// HMACs) runs only for a refused request and never changes a decision. Defaults to
     /// `false`; meant for sandbox services.

@@ -205,22 +205,22 @@ impl LayerMetrics {
 mod tests {
     use super::*;
     use crate::error::{Error, LimitKind};
-    use crate::tower::refusal::Failure;
+    use crate::tower::refusal::RefusalCause;
 
     #[test]
     fn every_outcome_has_a_cached_handle() {
         let failures = [
-            Failure::Auth(Error::TimestampOutOfRange),
-            Failure::Auth(Error::UnknownClient),
-            Failure::Auth(Error::InvalidSignature),
-            Failure::Auth(Error::UnsupportedContentType),
-            Failure::Auth(Error::ReplayedRequest),
-            Failure::Auth(Error::ReplayGuardUnavailable),
-            Failure::Auth(Error::ReplayQuotaExceeded),
-            Failure::Auth(Error::TooLarge(LimitKind::Body)),
-            Failure::StoreUnavailable,
-            Failure::BodyUnreadable,
-            Failure::NotConfigured,
+            RefusalCause::Auth(Error::TimestampOutOfRange),
+            RefusalCause::Auth(Error::UnknownClient),
+            RefusalCause::Auth(Error::InvalidSignature),
+            RefusalCause::Auth(Error::UnsupportedContentType),
+            RefusalCause::Auth(Error::ReplayedRequest),
+            RefusalCause::Auth(Error::ReplayGuardUnavailable),
+            RefusalCause::Auth(Error::ReplayQuotaExceeded),
+            RefusalCause::Auth(Error::TooLarge(LimitKind::Body)),
+            RefusalCause::StoreUnavailable,
+            RefusalCause::BodyUnreadable,
+            RefusalCause::NotConfigured,
         ];
         for failure in failures {
             assert!(

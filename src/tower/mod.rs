@@ -62,8 +62,11 @@ pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_SKEW_WARNING, VerifyLayer, VerifyLay
 pub use replay::{AsyncReplayGuard, NoReplayGuard};
 pub use scope::{RequireScope, RequireScopeService};
 pub use service::{VerifiedBody, Verify};
+// Crate-private: other modules of the crate (stores, guards) may box their futures with it.
+#[allow(unused_imports)]
+pub(crate) use store::BoxFuture;
 pub use store::{
-    BoxFuture, CredentialStore, DynCredentialStore, Environment, InMemoryCredentialStore,
-    StoreError, SyncStore,
+    CredentialStore, DynCredentialStore, Environment, InMemoryCredentialStore, StoreError,
+    SyncStore,
 };
 pub use target::{KeepOriginalTarget, OriginalTarget, OriginalTargetLayer};

@@ -12,7 +12,7 @@ use super::store::StoreError;
 
 /// Why a request was refused, with what the audit event says about it.
 pub(super) struct Refusal<'a> {
-    pub(super) failure: Failure,
+    pub(super) failure: RefusalCause,
     /// The server's clock when the refusal was decided: the JSON body's `timestamp`.
     pub(super) now: u64,
     pub(super) client_id: Option<&'a str>,
@@ -30,7 +30,7 @@ pub(super) struct Refusal<'a> {
 }
 
 impl Refusal<'_> {
-    pub(super) fn new(failure: Failure, now: u64) -> Self {
+    pub(super) fn new(failure: RefusalCause, now: u64) -> Self {
         Self {
             failure,
             now,
@@ -50,9 +50,9 @@ pub(super) struct Diagnostics {
     pub(super) hint: Option<&'static str>,
 }
 
-/// Every reason the layer refuses a request.
+/// Every reason the layer refuses a request: the cause of a [`Refusal`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub(crate) enum RefusalCause {
     /// The core's verdict.
     Auth(Error),
     /// The credential store failed: 503.
@@ -64,7 +64,7 @@ pub(crate) enum Failure {
     NotConfigured,
 }
 
-impl Failure {
+impl RefusalCause {
     pub(super) fn code(self) -> &'static str {
         match self {
             Self::Auth(e) => e.code(),

@@ -29,7 +29,7 @@ use super::identity::Authenticated;
 use super::layer::Shared;
 #[cfg(feature = "metrics")]
 use super::metrics::Observation;
-use super::refusal::{Diagnostics, Failure, Refusal};
+use super::refusal::{Diagnostics, Refusal, RefusalCause};
 use super::replay::{AsyncReplayGuard, NoReplayGuard};
 use super::store::{CredentialStore, Environment, StoreError};
 use super::target::sent_uri;
@@ -274,7 +274,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             .map_err(|e| Refusal {
                 client_id: claimed_client_id(parts),
                 timestamp: sent_timestamp(parts),
-                ..Refusal::new(Failure::Auth(e), arrived)
+                ..Refusal::new(RefusalCause::Auth(e), arrived)
             })?;
         let refuse = |failure, now| Refusal {
             client_id: Some(prepared.client_id()),
@@ -292,7 +292,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         } else {
             if declared_length(parts).is_some_and(|len| len > self.body_limit as u64) {
                 return Err(refuse(
-                    Failure::Auth(Error::TooLarge(LimitKind::Body)),
+                    RefusalCause::Auth(Error::TooLarge(LimitKind::Body)),
                     arrived,
                 ));
             }
@@ -301,7 +301,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
                 Err(e) => {
                     return Err(Refusal {
                         store_error: Some(e),
-                        ..refuse(Failure::StoreUnavailable, arrived)
+                        ..refuse(RefusalCause::StoreUnavailable, arrived)
                     });
                 }
             }
@@ -313,12 +313,12 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         };
         self.verifier
             .check_client(&prepared, credential.as_deref(), arrived)
-            .map_err(|e| refuse(Failure::Auth(e), arrived))?;
+            .map_err(|e| refuse(RefusalCause::Auth(e), arrived))?;
 
         let bytes = read_to_limit(body, self.body_limit).await.map_err(|e| {
             let failure = match e {
-                BodyError::TooLarge => Failure::Auth(Error::TooLarge(LimitKind::Body)),
-                BodyError::Unreadable => Failure::BodyUnreadable,
+                BodyError::TooLarge => RefusalCause::Auth(Error::TooLarge(LimitKind::Body)),
+                BodyError::Unreadable => RefusalCause::BodyUnreadable,
             };
             refuse(failure, self.clock.now())
         })?;
@@ -340,7 +340,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
                     });
                 Refusal {
                     diagnostics,
-                    ..refuse(Failure::Auth(e), now)
+                    ..refuse(RefusalCause::Auth(e), now)
                 }
             })?;
         let expires_at = prepared
@@ -349,7 +349,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
         self.guard
             .check_and_record(prepared.client_id(), prepared.signature(), expires_at, now)
             .await
-            .map_err(|e| refuse(Failure::Auth(e), now))?;
+            .map_err(|e| refuse(RefusalCause::Auth(e), now))?;
         Ok((verified, bytes, now))
     }
 

@@ -99,13 +99,9 @@ pub trait CredentialStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Arc<Credential>>, StoreError>> + Send;
 }
 
-/// A boxed future, as returned by [`DynCredentialStore`].
-///
-/// ```
-/// let fut: jg_hmac::tower::BoxFuture<'static, u8> = Box::pin(async { 7 });
-/// # let _ = fut;
-/// ```
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed `Send` future, as returned by [`DynCredentialStore::get_boxed`]. Crate-private:
+/// the public signature spells the type out.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The object-safe form of [`CredentialStore`], for stores chosen at run time.
 ///
@@ -124,10 +120,11 @@ pub trait DynCredentialStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// As [`CredentialStore::get`].
+    #[allow(clippy::type_complexity)]
     fn get_boxed<'a>(
         &'a self,
         client_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Arc<Credential>>, StoreError>>;
+    ) -> Pin<Box<dyn Future<Output = Result<Option<Arc<Credential>>, StoreError>> + Send + 'a>>;
 }
 
 impl<T: CredentialStore> DynCredentialStore for T {
