@@ -173,8 +173,8 @@ impl<'a> CanonicalRequest<'a> {
         StringToSign::new(self, timestamp, content).sign(key)
     }
 
-    /// The whole string-to-sign written into `out`, when it fits and its query takes the
-    /// short path (nearly always); its length. `None` otherwise: the caller streams it
+    /// The whole string-to-sign written into `out`, when it fits and its query was parsed
+    /// (not built from pairs); its length. `None` otherwise: the caller streams it
     /// with [`CanonicalRequest::write`].
     #[inline(always)]
     fn write_flat(&self, out: &mut [u8], timestamp: &[u8], content: &ContentHash) -> Option<usize> {

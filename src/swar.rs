@@ -3,22 +3,12 @@
 //! Each function answers a question about every byte of a word at once, as the high bit
 //! of that byte in the result. The arithmetic is arranged so that no carry or borrow ever
 //! crosses from one byte into the next: the answers are exact, for every byte value, with
-//! no branch per byte. [`movemask`] then packs the eight answers into eight bits.
+//! no branch per byte.
 
 /// `0x01` in every byte.
 pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
 /// `0x80` in every byte.
 pub(crate) const HIGH: u64 = ONES * 0x80;
-const LOW7: u64 = ONES * 0x7f;
-
-/// High bit set in each byte of the result where that byte of `x` is `b`.
-#[inline(always)]
-pub(crate) fn bytes_eq(x: u64, b: u8) -> u64 {
-    let t = x ^ (ONES * u64::from(b));
-    // `(t & LOW7) + LOW7` sets the high bit of a byte iff its low 7 bits are not all
-    // zero, and cannot carry out of the byte; OR-ing `t` adds its own high bit.
-    !(((t & LOW7) + LOW7) | t) & HIGH
-}
 
 /// High bit set in each byte of the result where that byte of `x` is in `lo..=hi`, for
 /// bytes below `0x80` (callers mask the others out with [`ascii`]). `hi` must be below
@@ -37,15 +27,6 @@ pub(crate) fn bytes_in(x: u64, lo: u8, hi: u8) -> u64 {
 #[inline(always)]
 pub(crate) fn ascii(x: u64) -> u64 {
     !x & HIGH
-}
-
-/// The high bits of the eight bytes of `flags` (whose other bits are zero), packed: bit
-/// `i` of the result is the flag of byte `i` in memory order (the word is little-endian).
-#[inline(always)]
-pub(crate) fn movemask(flags: u64) -> u32 {
-    // Bit 8i of `flags >> 7` lands, times the constant, at bit 56 + i, and nowhere else in
-    // the top byte; no two partial products share a bit, so nothing carries.
-    ((flags >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
 }
 
 /// The eight bytes of `bytes` from `at`, as a little-endian word, zero-padded past the
@@ -70,13 +51,6 @@ pub(crate) fn word_le(bytes: &[u8], at: usize) -> u64 {
         .iter()
         .rev()
         .fold(0, |word, &b| word << 8 | u64::from(b))
-}
-
-/// [`word_le`] as a big-endian word: the byte at `at` is the most significant, so
-/// comparing two such words compares their bytes in order.
-#[inline(always)]
-pub(crate) fn word_be(bytes: &[u8], at: usize) -> u64 {
-    word_le(bytes, at).swap_bytes()
 }
 
 /// Whether every byte is visible ASCII (0x21–0x7E): no spaces, controls or non-ASCII.
@@ -139,8 +113,6 @@ mod tests {
                     let x = u64::from_le_bytes(bytes);
                     for (i, &byte) in bytes.iter().enumerate() {
                         let bit = |m: u64| m >> (8 * i + 7) & 1 == 1;
-                        assert_eq!(bit(bytes_eq(x, b'&')), byte == b'&', "{bytes:?}");
-                        assert_eq!(bit(bytes_eq(x, 0)), byte == 0, "{bytes:?}");
                         assert_eq!(bit(ascii(x)), byte < 0x80, "{bytes:?}");
                         if byte < 0x80 {
                             let expected = byte.is_ascii_digit();
@@ -151,16 +123,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    #[test]
-    fn movemask_packs_in_memory_order() {
-        for m in 0..=255u32 {
-            let flags = (0..8)
-                .filter(|i| m >> i & 1 == 1)
-                .fold(0u64, |acc, i| acc | 0x80 << (8 * i));
-            assert_eq!(movemask(flags), m);
         }
     }
 
@@ -177,11 +139,6 @@ mod tests {
                 assert_eq!(
                     word_le(bytes, at),
                     u64::from_le_bytes(expected),
-                    "{len} {at}"
-                );
-                assert_eq!(
-                    word_be(bytes, at),
-                    u64::from_be_bytes(expected),
                     "{len} {at}"
                 );
             }
