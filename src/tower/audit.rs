@@ -32,14 +32,40 @@ const MAX_LOGGED_PATH: usize = 256;
 /// The header a request id is read from and answered in.
 pub(crate) const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
+/// A request's id: the caller's `X-Request-Id` when it is sane, else 16 hex digits made
+/// here and kept inline (no allocation per request).
+#[derive(Clone)]
+pub(crate) enum RequestId {
+    Made([u8; 16]),
+    Given(Arc<str>),
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            // Hex digits only.
+            Self::Made(digits) => core::str::from_utf8(digits).unwrap_or_default(),
+            Self::Given(id) => id,
+        }
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// The incoming request id if it is sane (1 to 128 bytes of visible ASCII), else a new
 /// one.
-pub(crate) fn request_id(incoming: Option<&http::HeaderValue>) -> Arc<str> {
+pub(crate) fn request_id(incoming: Option<&http::HeaderValue>) -> RequestId {
     match incoming.map(http::HeaderValue::to_str) {
         Some(Ok(v))
             if !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && is_visible_ascii(v.as_bytes()) =>
         {
-            Arc::from(v)
+            RequestId::Given(Arc::from(v))
         }
         _ => new_request_id(),
     }
@@ -47,14 +73,14 @@ pub(crate) fn request_id(incoming: Option<&http::HeaderValue>) -> Arc<str> {
 
 /// A fresh request id: 16 hex digits, unique within the process (a counter) and not
 /// guessable across processes (hashed with a per-process random key).
-pub(crate) fn new_request_id() -> Arc<str> {
+pub(crate) fn new_request_id() -> RequestId {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static KEY: OnceLock<RandomState> = OnceLock::new();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let h = KEY.get_or_init(RandomState::new).hash_one(n);
     let mut digits = [0u8; 16];
     hex::encode_to_slice(h.to_be_bytes(), &mut digits).unwrap_or_default();
-    Arc::from(core::str::from_utf8(&digits).unwrap_or_default())
+    RequestId::Made(digits)
 }
 
 /// The first 8 hex digits of a signature, quoted like a string field, formatted only if
@@ -162,7 +188,9 @@ mod tests {
         assert_eq!(request_id(Some(&spaced)).len(), 16);
         let long = http::HeaderValue::from_str(&"x".repeat(129)).unwrap();
         assert_eq!(request_id(Some(&long)).len(), 16);
-        assert_ne!(new_request_id(), new_request_id());
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(&*a, &*b);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::credential::Credential;
 use crate::verifier::Verified;
 
+use super::audit::RequestId;
 use super::store::Environment;
 
 /// Who signed a request that the [`VerifyLayer`](super::VerifyLayer) accepted: put in the
@@ -32,11 +33,11 @@ use super::store::Environment;
 #[derive(Clone)]
 pub struct Authenticated {
     verified: Verified,
-    request_id: Arc<str>,
+    request_id: RequestId,
 }
 
 impl Authenticated {
-    pub(crate) fn new(verified: Verified, request_id: Arc<str>) -> Self {
+    pub(crate) fn new(verified: Verified, request_id: RequestId) -> Self {
         Self {
             verified,
             request_id,

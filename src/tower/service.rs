@@ -186,7 +186,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> Shared<S, R> {
             .skew_warning
             .is_some_and(|threshold| skew.unsigned_abs() > threshold)
             .then_some(skew);
-        let who = Authenticated::new(verified, Arc::clone(&request_id));
+        let who = Authenticated::new(verified, request_id.clone());
         parts.extensions.insert(who.clone());
         let method = parts.method.clone();
         // The inner service takes the request: keep the path as sent for the audit event,
