@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use jg_hmac::postgres::{LocalKek, NewClient, PgCredentialStore, PgError};
+use jg_hmac::postgres::{Issued, LocalKek, NewClient, PgCredentialStore, PgError};
 use jg_hmac::tower::{Authenticated, CachedStore, CredentialStore, Environment, VerifyLayer};
 use jg_hmac::{Clock, Secret, Signer, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -219,6 +219,14 @@ impl Cluster {
             .timeout(Duration::from_millis(800))
             .build()
             .unwrap()
+    }
+
+    /// A migrated store holding one new client of `env` (actor `t`).
+    async fn store_with_client(&self, env: Environment) -> (PgCredentialStore, Issued) {
+        let store = self.store();
+        store.migrate().await.unwrap();
+        let issued = store.create_client(NewClient::new(env), "t").await.unwrap();
+        (store, issued)
     }
 
     /// A KEK file in the cluster's directory.
@@ -831,12 +839,7 @@ async fn database_down_or_slow_is_a_bounded_503() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let store = cluster.store(); // timeout 800 ms
-    store.migrate().await.unwrap();
-    let issued = store
-        .create_client(NewClient::new(Environment::Live), "t")
-        .await
-        .unwrap();
+    let (store, issued) = cluster.store_with_client(Environment::Live).await; // timeout 800 ms
     let secret = issued.secret_hex().to_owned();
     let id = issued.client_id.clone();
     let addr = serve(app(store.clone())).await;
@@ -919,12 +922,7 @@ async fn a_slow_statement_is_cut_off() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let store = cluster.store();
-    store.migrate().await.unwrap();
-    let issued = store
-        .create_client(NewClient::new(Environment::Live), "t")
-        .await
-        .unwrap();
+    let (store, issued) = cluster.store_with_client(Environment::Live).await;
     // Make every read of the clients table slow: a view would change the schema, so slow
     // the row lookup with a policy that sleeps.
     let sql = cluster.sql().await;
@@ -1049,12 +1047,7 @@ async fn the_listener_reconnects() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let store = cluster.store();
-    store.migrate().await.unwrap();
-    let issued = store
-        .create_client(NewClient::new(Environment::Test), "t")
-        .await
-        .unwrap();
+    let (store, issued) = cluster.store_with_client(Environment::Test).await;
     let cache = CachedStore::new(store.clone());
     let mut listener = store.listen(cache.clone());
     assert!(listener.wait_listening(Duration::from_secs(10)).await);

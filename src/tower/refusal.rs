@@ -130,18 +130,24 @@ impl RefusalCause {
         diagnostics: Option<&Diagnostics>,
     ) -> Response<Full<Bytes>> {
         let body = self.json_body(request_id, timestamp, diagnostics);
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() =
-            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Ok(id) = HeaderValue::from_str(request_id) {
-            headers.insert("x-request-id", id);
-        }
-        response
+        json_response(self.status(), body, request_id)
     }
+}
+
+/// A JSON error response: `status`, `body`, `Content-Type: application/json`,
+/// `Cache-Control: no-store` and the request id.
+pub(super) fn json_response(status: u16, body: String, request_id: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", id);
+    }
+    response
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, Response};
 use http_body_util::{Either, Full};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -16,6 +16,7 @@ use crate::error::json_error_body;
 use super::audit::{AUDIT_TARGET, new_request_id};
 use super::future::{ResponseBody, ResponseFuture};
 use super::identity::Authenticated;
+use super::refusal::json_response;
 
 /// A layer that lets a request through only if the client the
 /// [`VerifyLayer`](super::VerifyLayer) authenticated holds a scope; put it on the routes
@@ -186,16 +187,5 @@ where
 
 fn refusal(status: u16, code: &str, message: &str, request_id: &str) -> Response<Full<Bytes>> {
     let body = json_error_body(status, code, message, request_id, SystemClock.now());
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", id);
-    }
-    response
+    json_response(status, body, request_id)
 }
