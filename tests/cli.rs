@@ -9,9 +9,8 @@
 )]
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -23,46 +22,8 @@ const SEED_GET: &str = "GET /v1/ping?z=two&z=three&version=1&a=hello HTTP/1.1\r\
                         X-Signature: fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76\r\n\r\n";
 const SEED_POST_BODY: &str = r#"{"amount":"5000","transactionId":"12345"}"#;
 
-struct Run {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Run {
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-}
-
-/// Runs the binary with `args`, the secret in `JG_TEST_SECRET`, and `stdin`.
-fn run_with(args: &[&str], secret: Option<OsString>, stdin: &[u8]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jg-hmac"));
-    cmd.args(args)
-        .env_remove("JG_TEST_SECRET")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(secret) = secret {
-        cmd.env("JG_TEST_SECRET", secret);
-    }
-    let mut child = cmd.spawn().expect("spawn jg-hmac");
-    let mut pipe = child.stdin.take().unwrap();
-    let input = stdin.to_vec();
-    // The tool may stop reading early (oversized input): a broken pipe is expected then.
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&input);
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "jg-hmac panicked: {stderr}");
-    Run {
-        code: output.status.code().expect("exited normally"),
-        stdout: output.stdout,
-        stderr,
-    }
-}
+mod cli_support;
+use cli_support::{Run, run_with};
 
 fn run(args: &[&str], stdin: &[u8]) -> Run {
     run_with(args, Some(SEED_SECRET.into()), stdin)

@@ -54,36 +54,12 @@ fn have_curl() -> bool {
     found
 }
 
-struct Run {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
+mod cli_support;
+use cli_support::{Run, run_with};
 
 /// Runs `jg-hmac` with `args`, the secret in `JG_TEST_SECRET`, and `stdin`.
 fn jg_hmac(args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
-        .args(args)
-        .env("JG_TEST_SECRET", SECRET)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn jg-hmac");
-    let mut pipe = child.stdin.take().unwrap();
-    let input = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&input);
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "jg-hmac panicked: {stderr}");
-    Run {
-        code: output.status.code().expect("exited normally"),
-        stdout: output.stdout,
-        stderr,
-    }
+    run_with(args, Some(SECRET.into()), stdin)
 }
 
 fn sign_curl(request: &[u8], base: &str) -> Run {

@@ -64,24 +64,22 @@ pub(crate) fn check_new_client_id(id: &str, environment: Environment) -> Result<
 
 /// Checks a client id named by an operator (revoke, rotate, list).
 pub(crate) fn check_client_id(id: &str) -> Result<(), PgError> {
-    if is_valid_client_id(id) {
-        Ok(())
-    } else {
-        Err(PgError::InvalidInput(format!(
-            "client id {:?} is not valid: 1 to {MAX_ID_LEN} characters among ASCII letters, \
-             digits, '_', '-' and '.'",
-            truncate(id)
-        )))
-    }
+    check_token("client id", id)
 }
 
 /// Checks a key id named by an operator.
 pub(crate) fn check_key_id(id: &str) -> Result<(), PgError> {
+    check_token("key id", id)
+}
+
+/// Client and key ids: 1 to 128 of `[A-Za-z0-9_.-]`, so they are safe in logs and SQL
+/// parameters alike.
+fn check_token(what: &str, id: &str) -> Result<(), PgError> {
     if is_token(id) {
         Ok(())
     } else {
         Err(PgError::InvalidInput(format!(
-            "key id {:?} is not valid: 1 to {MAX_ID_LEN} characters among ASCII letters, \
+            "{what} {:?} is not valid: 1 to {MAX_ID_LEN} characters among ASCII letters, \
              digits, '_', '-' and '.'",
             truncate(id)
         )))
