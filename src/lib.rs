@@ -19,6 +19,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod canonical;
+mod client_id;
 mod clock;
 mod credential;
 mod error;
@@ -56,6 +57,7 @@ pub mod redis;
 pub mod reqwest;
 
 pub use canonical::{ALGORITHM, CanonicalRequest, VisibleNewlines};
+pub use client_id::{Environment, UnknownEnvironment};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use credential::{Credential, CredentialLookup, SigningKey};
 pub use error::{Error, HeaderKind, LimitKind};

@@ -6,9 +6,7 @@ use crate::canonical::CanonicalRequest;
 use crate::error::{Error, HeaderKind};
 use crate::secret::{KeyedMac, Secret};
 use crate::signature::{ContentHash, Signature};
-use crate::swar::is_visible_ascii;
 use crate::target::Target;
-use crate::verifier::Limits;
 
 /// Signs requests for one client: holds the client id and the pre-keyed secret.
 ///
@@ -43,10 +41,7 @@ impl Signer {
     pub fn new(client_id: impl Into<String>, secret: &Secret) -> Result<Self, Error> {
         let client_id = client_id.into();
         let bytes = client_id.as_bytes();
-        if bytes.is_empty()
-            || bytes.len() > Limits::default().max_client_id_len
-            || !is_visible_ascii(bytes)
-        {
+        if !crate::client_id::is_well_formed(bytes, crate::client_id::MAX_LEN) {
             return Err(Error::MalformedHeader(HeaderKind::ClientId));
         }
         Ok(Self {

@@ -11,7 +11,7 @@ use crate::headers::{AuthHeaders, Slot};
 use crate::query::CanonicalQuery;
 use crate::secret::{KeyedMac, Secret};
 use crate::signature::{ContentHash, Signature};
-use crate::swar::{is_visible_ascii, parse_digits};
+use crate::swar::parse_digits;
 use crate::target::Target;
 
 /// Default tolerance, each way, between `X-Timestamp` and the verifier's clock: 300 s.
@@ -55,7 +55,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_client_id_len: 128,
+            max_client_id_len: crate::client_id::MAX_LEN,
             max_query_len: 8192,
             max_query_pairs: 256,
         }
@@ -482,10 +482,10 @@ impl Verifier {
             (Slot::One(a), Slot::One(b)) if a == b => a,
             _ => return Err(Error::MalformedHeader(HeaderKind::ClientId)),
         };
-        if value.is_empty() || value.len() > self.limits.max_client_id_len {
+        if !crate::client_id::is_well_formed(value, self.limits.max_client_id_len) {
             return Err(Error::MalformedHeader(HeaderKind::ClientId));
         }
-        ascii_str(value, HeaderKind::ClientId)
+        core::str::from_utf8(value).map_err(|_| Error::MalformedHeader(HeaderKind::ClientId))
     }
 
     /// Returns whether the body must be empty (allow-list set, no `Content-Type`).
@@ -538,13 +538,6 @@ fn single(slot: Slot<'_>, which: HeaderKind) -> Result<&[u8], Error> {
         Slot::One(v) => Ok(v),
         Slot::Repeated => Err(Error::MalformedHeader(which)),
     }
-}
-
-fn ascii_str(value: &[u8], which: HeaderKind) -> Result<&str, Error> {
-    if !is_visible_ascii(value) {
-        return Err(Error::MalformedHeader(which));
-    }
-    core::str::from_utf8(value).map_err(|_| Error::MalformedHeader(which))
 }
 
 /// `X-Timestamp`: 1 to 18 ASCII digits (so it always fits in a `u64`).

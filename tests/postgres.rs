@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
+use jg_hmac::Environment;
 use jg_hmac::postgres::{Issued, LocalKek, NewClient, PgCredentialStore, PgError};
-use jg_hmac::tower::{Authenticated, CachedStore, CredentialStore, Environment, VerifyLayer};
+use jg_hmac::tower::{Authenticated, CachedStore, CredentialStore, VerifyLayer};
 use jg_hmac::{Clock, Secret, Signer, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

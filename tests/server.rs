@@ -28,9 +28,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use jg_hmac::Environment;
 use jg_hmac::tower::{
-    AsyncReplayGuard, Authenticated, CredentialStore, DynCredentialStore, Environment,
-    InMemoryCredentialStore, StoreError, VerifiedBody, VerifyLayer,
+    AsyncReplayGuard, Authenticated, CredentialStore, DynCredentialStore, InMemoryCredentialStore,
+    StoreError, VerifiedBody, VerifyLayer,
 };
 use jg_hmac::{
     CanonicalRequest, ContentHash, Credential, InMemoryReplayGuard, Secret, Signer, SigningKey,

@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::tower::Environment;
+use crate::Environment;
 
 use super::PgError;
 
@@ -51,7 +51,7 @@ pub(crate) fn check_new_client_id(id: &str, environment: Environment) -> Result<
             "client id {:?} does not start with {:?}, the prefix of environment {}",
             truncate(id),
             environment.prefix(),
-            environment_name(environment)
+            environment
         )));
     }
     if id.len() == environment.prefix().len() {
@@ -103,36 +103,6 @@ fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
-/// `live` or `test`.
-pub(crate) fn environment_name(environment: Environment) -> &'static str {
-    match environment {
-        Environment::Test => "test",
-        _ => "live",
-    }
-}
-
-/// Parses `live` or `test`.
-///
-/// # Errors
-/// [`PgError::InvalidInput`] for anything else.
-///
-/// ```
-/// use jg_hmac::postgres::parse_environment;
-/// use jg_hmac::tower::Environment;
-/// assert_eq!(parse_environment("test").unwrap(), Environment::Test);
-/// assert!(parse_environment("prod").is_err());
-/// ```
-pub fn parse_environment(name: &str) -> Result<Environment, PgError> {
-    match name {
-        "live" => Ok(Environment::Live),
-        "test" => Ok(Environment::Test),
-        other => Err(PgError::InvalidInput(format!(
-            "environment {:?} is not one of: live, test",
-            truncate(other)
-        ))),
-    }
-}
-
 fn random_chars(n: usize) -> Result<String, PgError> {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).map_err(|e| PgError::Random(e.to_string()))?;
@@ -148,7 +118,7 @@ fn random_chars(n: usize) -> Result<String, PgError> {
 /// [`PgError::Random`] when the operating system's generator fails.
 ///
 /// ```
-/// use jg_hmac::tower::Environment;
+/// use jg_hmac::Environment;
 /// let id = jg_hmac::postgres::new_client_id(Environment::Live).unwrap();
 /// assert!(id.starts_with("jk_live_") && id.len() == 8 + 26);
 /// ```

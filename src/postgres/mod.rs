@@ -52,7 +52,7 @@ mod store;
 
 use std::time::Duration;
 
-pub use ids::{is_valid_client_id, new_client_id, parse_environment};
+pub use ids::{is_valid_client_id, new_client_id};
 pub use kek::{Kek, KekError, KekFuture, LocalKek, Sealed, generate_key_hex};
 pub use listen::{Invalidate, Listener};
 pub use migrate::{MIGRATIONS, Migration, migrate};

@@ -9,14 +9,15 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use zeroize::Zeroizing;
 
+use crate::Environment;
 use crate::credential::{Credential, SigningKey};
 use crate::error::push_json_string;
 use crate::secret::Secret;
-use crate::tower::{CredentialStore, Environment, StoreError};
+use crate::tower::{CredentialStore, StoreError};
 
 use super::ids::{
-    check_client_id, check_key_id, check_new_client_id, check_scope, environment_name,
-    is_valid_client_id, new_client_id, new_key_id, new_secret_hex,
+    check_client_id, check_key_id, check_new_client_id, check_scope, is_valid_client_id,
+    new_client_id, new_key_id, new_secret_hex,
 };
 use super::kek::{Kek, Sealed};
 use super::{DEFAULT_TIMEOUT, NOTIFY_CHANNEL, PgError};
@@ -75,7 +76,7 @@ fn epoch(value: Option<i64>) -> Option<u64> {
 ///
 /// ```no_run
 /// use jg_hmac::postgres::{LocalKek, NewClient, PgCredentialStore};
-/// use jg_hmac::tower::Environment;
+/// use jg_hmac::Environment;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = PgCredentialStore::builder("postgres://jg@127.0.0.1/jg")?
@@ -285,7 +286,7 @@ impl PgStoreBuilder {
 ///
 /// ```
 /// use jg_hmac::postgres::NewClient;
-/// use jg_hmac::tower::Environment;
+/// use jg_hmac::Environment;
 /// let client = NewClient::new(Environment::Live)
 ///     .client_id("jk_live_acme")
 ///     .scope("transactions:write");
@@ -302,7 +303,7 @@ impl NewClient {
     /// A client of `environment` with a generated id and no scopes.
     ///
     /// ```
-    /// let c = jg_hmac::postgres::NewClient::new(jg_hmac::tower::Environment::Test);
+    /// let c = jg_hmac::postgres::NewClient::new(jg_hmac::Environment::Test);
     /// # let _ = c;
     /// ```
     pub fn new(environment: Environment) -> Self {
@@ -317,7 +318,7 @@ impl NewClient {
     /// prefix.
     ///
     /// ```
-    /// let c = jg_hmac::postgres::NewClient::new(jg_hmac::tower::Environment::Test).client_id("jk_test_acme");
+    /// let c = jg_hmac::postgres::NewClient::new(jg_hmac::Environment::Test).client_id("jk_test_acme");
     /// # let _ = c;
     /// ```
     #[must_use]
@@ -329,7 +330,7 @@ impl NewClient {
     /// Grants a scope (repeatable).
     ///
     /// ```
-    /// let c = jg_hmac::postgres::NewClient::new(jg_hmac::tower::Environment::Test).scope("orders:read");
+    /// let c = jg_hmac::postgres::NewClient::new(jg_hmac::Environment::Test).scope("orders:read");
     /// # let _ = c;
     /// ```
     #[must_use]
@@ -701,7 +702,7 @@ impl PgCredentialStore {
             credential = credential.with_scope(scope);
         }
         if let Some(env) = Environment::of(client_id)
-            && environment_name(env) == environment
+            && env.to_string() == environment
         {
             credential = credential.with_extension(env);
         }
@@ -759,7 +760,7 @@ impl PgCredentialStore {
     /// use jg_hmac::postgres::NewClient;
     /// # async fn run(store: jg_hmac::postgres::PgCredentialStore) -> Result<(), jg_hmac::postgres::PgError> {
     /// let issued = store
-    ///     .create_client(NewClient::new(jg_hmac::tower::Environment::Live), "alice")
+    ///     .create_client(NewClient::new(jg_hmac::Environment::Live), "alice")
     ///     .await?;
     /// # let _ = issued; Ok(()) }
     /// ```
@@ -775,7 +776,7 @@ impl PgCredentialStore {
         for scope in &new.scopes {
             check_scope(scope)?;
         }
-        let environment = environment_name(new.environment);
+        let environment = new.environment.to_string();
         self.admin(async {
             let mut conn = self.connection().await?;
             let tx = conn.transaction().await?;

@@ -7,7 +7,7 @@ use crate::credential::Credential;
 use crate::verifier::Verified;
 
 use super::audit::RequestId;
-use super::store::Environment;
+use crate::Environment;
 
 /// Who signed a request that the [`VerifyLayer`](super::VerifyLayer) accepted: put in the
 /// request's extensions for the handler.

@@ -10,7 +10,8 @@ use crate::verifier::Verifier;
 
 use super::replay::{AsyncReplayGuard, NoReplayGuard};
 use super::service::Verify;
-use super::store::{CredentialStore, Environment};
+use super::store::CredentialStore;
+use crate::Environment;
 
 /// Default largest body the layer reads: 1 MiB. Larger is `413 request_too_large`.
 ///

@@ -66,7 +66,6 @@ pub use service::{VerifiedBody, Verify};
 #[allow(unused_imports)]
 pub(crate) use store::BoxFuture;
 pub use store::{
-    CredentialStore, DynCredentialStore, Environment, InMemoryCredentialStore, StoreError,
-    SyncStore,
+    CredentialStore, DynCredentialStore, InMemoryCredentialStore, StoreError, SyncStore,
 };
 pub use target::{KeepOriginalTarget, OriginalTarget, OriginalTargetLayer};

@@ -31,8 +31,9 @@ use super::layer::Shared;
 use super::metrics::Observation;
 use super::refusal::{Diagnostics, Refusal, RefusalCause};
 use super::replay::{AsyncReplayGuard, NoReplayGuard};
-use super::store::{CredentialStore, Environment, StoreError};
+use super::store::{CredentialStore, StoreError};
 use super::target::sent_uri;
+use crate::Environment;
 
 /// The body type the layer hands to the inner service: the bytes received, in one piece.
 ///
@@ -432,11 +433,9 @@ fn claimed_client_id(parts: &Parts) -> Option<&str> {
         .iter()
         .chain(parts.headers.get_all("x-access-key"));
     let value = values.next()?;
-    let bytes = value.as_bytes();
-    let sane = !bytes.is_empty()
-        && bytes.len() <= audit::MAX_REQUEST_ID_LEN
-        && crate::swar::is_visible_ascii(bytes);
-    if sane { value.to_str().ok() } else { None }
+    crate::client_id::is_well_formed(value.as_bytes(), crate::client_id::MAX_LEN)
+        .then(|| value.to_str().ok())
+        .flatten()
 }
 
 /// `Content-Length` as declared, when it is one number.

@@ -12,9 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use jg_hmac::postgres::{
-    LocalKek, NewClient, PgCredentialStore, PgError, generate_key_hex, parse_environment,
-};
+use jg_hmac::postgres::{LocalKek, NewClient, PgCredentialStore, PgError, generate_key_hex};
 use zeroize::Zeroizing;
 
 const DATABASE_VAR: &str = "JG_DATABASE_URL";
@@ -271,7 +269,10 @@ fn issued_output(issued: &jg_hmac::postgres::Issued, json: bool) -> Zeroizing<St
 }
 
 async fn create(args: CreateArgs, actor: &str) -> Result<Zeroizing<String>, Failure> {
-    let environment = parse_environment(&args.env)?;
+    let environment: jg_hmac::Environment = args
+        .env
+        .parse()
+        .map_err(|e| PgError::InvalidInput(format!("{e}: {:?}", args.env)))?;
     let store = store(true)?;
     let mut new = NewClient::new(environment);
     if let Some(id) = args.client_id {
