@@ -879,7 +879,9 @@ fn secret_variants(secret: &[u8]) -> Vec<Secret> {
 
 /// An `X-Timestamp` of 1 to 18 ASCII digits (SPEC.md §5.2).
 fn parse_timestamp(ts: &[u8]) -> Option<u64> {
-    if ts.is_empty() || ts.len() > crate::MAX_TIMESTAMP_DIGITS || !ts.iter().all(u8::is_ascii_digit)
+    if ts.is_empty()
+        || ts.len() > crate::headers::MAX_TIMESTAMP_DIGITS
+        || !ts.iter().all(u8::is_ascii_digit)
     {
         return None;
     }

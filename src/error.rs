@@ -1,4 +1,5 @@
-//! The one error type of the crate, with its wire codes and HTTP statuses.
+//! The one outcome type of the crate: every code it answers with, its HTTP status and its
+//! message, defined once.
 
 use core::fmt;
 
@@ -58,17 +59,20 @@ pub enum LimitKind {
     Body,
 }
 
-/// Why a request was not authenticated.
+/// Why a request was refused: every code the crate answers with, defined here once.
 ///
 /// Every variant has a stable wire code ([`Error::code`]), an HTTP status
 /// ([`Error::status`]) and a message that is safe to return to a partner
-/// ([`Error::message`], also the `Display` form). No variant carries a secret, an expected
-/// signature, or where a signature differed.
+/// ([`Error::message`], also the `Display` form); [`Error::ALL`] lists one value per
+/// code. The JSON error body, the audit events and the metrics all read them from here.
+/// No variant carries a secret, an expected signature, or where a signature differed.
 ///
 /// The seed spec's four codes are spelled as it spells them (`invalid_signature`,
 /// `timestamp_out_of_range`, `client_id`, `unsupported_content_type`); the crate adds
 /// `missing_header`, `malformed_header`, `replayed_request` (SPEC.md §7),
-/// `request_too_large`, `replay_guard_unavailable` and `replay_quota_exceeded`.
+/// `request_too_large`, `replay_guard_unavailable`, `replay_quota_exceeded`, and for
+/// servers `credential_store_unavailable`, `malformed_body`, `insufficient_scope` and
+/// `authentication_not_configured` (SPEC.md §10).
 ///
 /// ```
 /// use jg_hmac::Error;
@@ -113,9 +117,46 @@ pub enum Error {
     /// A part of the request is larger than a configured limit.
     /// Wire code `request_too_large`; status 414 for the query, 413 for the body.
     TooLarge(LimitKind),
+    /// The credential store could not answer (unreachable, too slow), so the request is
+    /// refused rather than guessed about. Wire code `credential_store_unavailable`,
+    /// status 503.
+    CredentialStoreUnavailable,
+    /// The body could not be read (the connection broke, bad chunked encoding).
+    /// Wire code `malformed_body`, status 400.
+    MalformedBody,
+    /// The verified client lacks the scope the route requires.
+    /// Wire code `insufficient_scope`, status 403.
+    InsufficientScope,
+    /// The route asks for an authenticated client but no verifying layer covers it: a
+    /// server misconfiguration, answered rather than running the handler
+    /// unauthenticated. Wire code `authentication_not_configured`, status 500.
+    NotConfigured,
 }
 
 impl Error {
+    /// One value per wire code: every code the crate answers with.
+    ///
+    /// ```
+    /// let codes: Vec<&str> = jg_hmac::Error::ALL.iter().map(|e| e.code()).collect();
+    /// assert!(codes.contains(&"invalid_signature") && codes.contains(&"insufficient_scope"));
+    /// ```
+    pub const ALL: &'static [Error] = &[
+        Self::MissingHeader(HeaderKind::ClientId),
+        Self::MalformedHeader(HeaderKind::ClientId),
+        Self::TimestampOutOfRange,
+        Self::UnknownClient,
+        Self::InvalidSignature,
+        Self::UnsupportedContentType,
+        Self::ReplayedRequest,
+        Self::ReplayGuardUnavailable,
+        Self::ReplayQuotaExceeded,
+        Self::TooLarge(LimitKind::Body),
+        Self::CredentialStoreUnavailable,
+        Self::MalformedBody,
+        Self::InsufficientScope,
+        Self::NotConfigured,
+    ];
+
     /// The stable machine-readable code sent on the wire in the `error` field.
     ///
     /// ```
@@ -133,14 +174,19 @@ impl Error {
             Self::ReplayGuardUnavailable => "replay_guard_unavailable",
             Self::ReplayQuotaExceeded => "replay_quota_exceeded",
             Self::TooLarge(_) => "request_too_large",
+            Self::CredentialStoreUnavailable => "credential_store_unavailable",
+            Self::MalformedBody => "malformed_body",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::NotConfigured => "authentication_not_configured",
         }
     }
 
     /// The HTTP status code to answer with.
     ///
-    /// Authentication failures are `401`; a header that is there but unusable is `400`;
-    /// the content-type allow-list answers `415`; size limits `413`/`414`; a client over
-    /// its share of the replay guard `429`; a replay guard that cannot answer `503`.
+    /// Authentication failures are `401`; a header or body that is there but unusable is
+    /// `400`; a missing scope `403`; the content-type allow-list answers `415`; size
+    /// limits `413`/`414`; a client over its share of the replay guard `429`; a missing
+    /// verifying layer `500`; a replay guard or credential store that cannot answer `503`.
     ///
     /// ```
     /// use jg_hmac::{Error, HeaderKind};
@@ -148,7 +194,10 @@ impl Error {
     /// ```
     pub const fn status(&self) -> u16 {
         match self {
-            Self::MalformedHeader(_) => 400,
+            Self::MalformedHeader(_) | Self::MalformedBody => 400,
+            Self::InsufficientScope => 403,
+            Self::NotConfigured => 500,
+            Self::CredentialStoreUnavailable => 503,
             Self::UnsupportedContentType => 415,
             Self::ReplayGuardUnavailable => 503,
             Self::ReplayQuotaExceeded => 429,
@@ -200,6 +249,10 @@ impl Error {
             Self::TooLarge(LimitKind::QueryLength) => "Query string too long",
             Self::TooLarge(LimitKind::QueryPairs) => "Too many query parameters",
             Self::TooLarge(LimitKind::Body) => "Request body too large",
+            Self::CredentialStoreUnavailable => "Credentials cannot be checked right now",
+            Self::MalformedBody => "Request body could not be read",
+            Self::InsufficientScope => "The client is not allowed to use this route",
+            Self::NotConfigured => "Authentication is not configured for this route",
         }
     }
 
@@ -216,13 +269,19 @@ impl Error {
     /// );
     /// ```
     pub fn to_json_body(&self, request_id: &str, timestamp: u64) -> String {
-        json_error_body(
-            self.status(),
-            self.code(),
-            self.message(),
-            request_id,
-            timestamp,
-        )
+        let mut out = String::with_capacity(128 + request_id.len());
+        out.push_str("{\"status\":");
+        push_display(&mut out, self.status());
+        out.push_str(",\"error\":\"");
+        out.push_str(self.code());
+        out.push_str("\",\"message\":\"");
+        out.push_str(self.message());
+        out.push_str("\",\"requestId\":");
+        push_json_string(&mut out, request_id);
+        out.push_str(",\"timestamp\":");
+        push_display(&mut out, timestamp);
+        out.push('}');
+        out
     }
 }
 
@@ -233,30 +292,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// The seed's JSON error body. `code` and `message` are fixed ASCII without quotes or
-/// backslashes (the crate's own); `request_id` is escaped.
-pub(crate) fn json_error_body(
-    status: u16,
-    code: &str,
-    message: &str,
-    request_id: &str,
-    timestamp: u64,
-) -> String {
-    let mut out = String::with_capacity(128 + request_id.len());
-    out.push_str("{\"status\":");
-    push_display(&mut out, status);
-    out.push_str(",\"error\":\"");
-    out.push_str(code);
-    out.push_str("\",\"message\":\"");
-    out.push_str(message);
-    out.push_str("\",\"requestId\":");
-    push_json_string(&mut out, request_id);
-    out.push_str(",\"timestamp\":");
-    push_display(&mut out, timestamp);
-    out.push('}');
-    out
-}
 
 fn push_display(out: &mut String, value: impl fmt::Display) {
     use fmt::Write;
@@ -298,18 +333,7 @@ mod tests {
 
     #[test]
     fn every_code_is_distinct_and_snake_case() {
-        let all = [
-            Error::MissingHeader(HeaderKind::ClientId),
-            Error::MalformedHeader(HeaderKind::ClientId),
-            Error::TimestampOutOfRange,
-            Error::UnknownClient,
-            Error::InvalidSignature,
-            Error::UnsupportedContentType,
-            Error::ReplayedRequest,
-            Error::ReplayGuardUnavailable,
-            Error::ReplayQuotaExceeded,
-            Error::TooLarge(LimitKind::Body),
-        ];
+        let all = Error::ALL;
         let mut codes: Vec<_> = all.iter().map(Error::code).collect();
         assert!(
             codes

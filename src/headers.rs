@@ -2,30 +2,18 @@
 
 use core::fmt;
 
+use crate::client_id;
+use crate::error::{Error, HeaderKind};
+use crate::swar::parse_digits;
+
 /// `X-Client-Id`: the partner's public client id.
-///
-/// ```
-/// assert_eq!(jg_hmac::CLIENT_ID, "X-Client-Id");
-/// ```
-pub const CLIENT_ID: &str = "X-Client-Id";
+pub(crate) const CLIENT_ID: &str = "X-Client-Id";
 /// `X-Access-Key`: the seed's examples' name for the client id, accepted as an alias.
-///
-/// ```
-/// assert_eq!(jg_hmac::ACCESS_KEY, "X-Access-Key");
-/// ```
-pub const ACCESS_KEY: &str = "X-Access-Key";
+pub(crate) const ACCESS_KEY: &str = "X-Access-Key";
 /// `X-Timestamp`: UNIX time in seconds, as signed.
-///
-/// ```
-/// assert_eq!(jg_hmac::TIMESTAMP, "X-Timestamp");
-/// ```
-pub const TIMESTAMP: &str = "X-Timestamp";
+pub(crate) const TIMESTAMP: &str = "X-Timestamp";
 /// `X-Signature`: 64 hex digits of HMAC-SHA256.
-///
-/// ```
-/// assert_eq!(jg_hmac::SIGNATURE, "X-Signature");
-/// ```
-pub const SIGNATURE: &str = "X-Signature";
+pub(crate) const SIGNATURE: &str = "X-Signature";
 
 /// What was seen of one header name.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -143,26 +131,14 @@ impl NameWord {
     }
 }
 
-/// The headers that JG-HMAC-SHA256 reads, collected from a request without copying.
+/// The headers that JG-HMAC-SHA256 reads, collected from a request without copying:
+/// what [`SignedRequest`](crate::SignedRequest) holds.
 ///
 /// Names match case-insensitively; every occurrence is counted, so a repeated header is
-/// detected rather than one copy silently picked. Other headers are ignored. Fill it from
-/// an [`http::HeaderMap`] with [`AuthHeaders::from_header_map`], or from any list of
-/// `(name, value)` byte pairs.
-///
-/// `Debug` says which headers are present, never their values.
-///
-/// ```
-/// use jg_hmac::AuthHeaders;
-/// let headers = AuthHeaders::from_pairs([
-///     (&b"x-access-key"[..], &b"jk_live_example"[..]),
-///     (b"X-Timestamp", b"1735550160"),
-///     (b"Accept", b"*/*"),
-/// ]);
-/// assert!(format!("{headers:?}").contains("timestamp: \"present\""));
-/// ```
+/// detected rather than one copy silently picked. Other headers are ignored. `Debug` says
+/// which headers are present, never their values.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct AuthHeaders<'a> {
+pub(crate) struct AuthHeaders<'a> {
     pub(crate) client_id: Slot<'a>,
     pub(crate) access_key: Slot<'a>,
     pub(crate) timestamp: Slot<'a>,
@@ -171,24 +147,8 @@ pub struct AuthHeaders<'a> {
 }
 
 impl<'a> AuthHeaders<'a> {
-    /// No headers seen yet.
-    ///
-    /// ```
-    /// let mut headers = jg_hmac::AuthHeaders::new();
-    /// headers.push(b"X-Signature", b"00");
-    /// ```
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Records one header line. Unrelated names are ignored.
-    ///
-    /// ```
-    /// let mut headers = jg_hmac::AuthHeaders::new();
-    /// headers.push(b"x-timestamp", b"1");
-    /// headers.push(b"X-TIMESTAMP", b"2"); // now repeated: rejected as malformed
-    /// ```
-    pub fn push(&mut self, name: &[u8], value: &'a [u8]) {
+    pub(crate) fn push(&mut self, name: &[u8], value: &'a [u8]) {
         let Some(word) = NameWord::of(name) else {
             return;
         };
@@ -207,39 +167,52 @@ impl<'a> AuthHeaders<'a> {
         };
         slot.push(value);
     }
+}
 
-    /// Collects from `(name, value)` pairs, in order, repeats included.
-    ///
-    /// ```
-    /// let headers = jg_hmac::AuthHeaders::from_pairs([(&b"X-Client-Id"[..], &b"jk_live_example"[..])]);
-    /// assert_ne!(headers, jg_hmac::AuthHeaders::new());
-    /// ```
-    pub fn from_pairs<I, N>(pairs: I) -> Self
-    where
-        I: IntoIterator<Item = (N, &'a [u8])>,
-        N: AsRef<[u8]>,
-    {
-        let mut headers = Self::new();
-        for (name, value) in pairs {
-            headers.push(name.as_ref(), value);
-        }
-        headers
+/// Most digits of `X-Timestamp` (SPEC.md §1): 18, so every timestamp fits in a `u64`.
+pub(crate) const MAX_TIMESTAMP_DIGITS: usize = 18;
+
+/// `X-Timestamp`: 1 to 18 ASCII digits (so it always fits in a `u64`).
+pub(crate) fn parse_timestamp(raw: &[u8]) -> Result<u64, Error> {
+    let malformed = Error::MalformedHeader(HeaderKind::Timestamp);
+    if raw.is_empty() || raw.len() > MAX_TIMESTAMP_DIGITS {
+        return Err(malformed);
+    }
+    // Up to three groups (2 + 8 + 8 digits at most), eight digits at a time.
+    let mut value = 0u64;
+    let head = raw.len() % 8;
+    let (first, rest) = raw.split_at_checked(head).unwrap_or((&[], raw));
+    if !first.is_empty() {
+        value = parse_digits(first).ok_or(malformed)?;
+    }
+    for group in rest.chunks_exact(8) {
+        // At most 18 digits in all: no overflow.
+        value = value * 100_000_000 + parse_digits(group).ok_or(malformed)?;
+    }
+    Ok(value)
+}
+
+impl<'a> AuthHeaders<'a> {
+    /// The client id a request claimed, for the audit log and the metrics of a request
+    /// refused before it was prepared: one well-formed value of `X-Client-Id` (else of
+    /// `X-Access-Key`); else none.
+    pub(crate) fn claimed_client_id(&self) -> Option<&'a str> {
+        let value = match (self.client_id, self.access_key) {
+            (Slot::One(v), _) | (Slot::Absent, Slot::One(v)) => v,
+            _ => return None,
+        };
+        client_id::is_well_formed(value, client_id::MAX_LEN)
+            .then(|| core::str::from_utf8(value).ok())
+            .flatten()
     }
 
-    /// Collects from an [`http::HeaderMap`], in one pass over its entries (names in a
-    /// `HeaderMap` are lowercase already; repeated headers are seen as repeated).
-    ///
-    /// ```
-    /// let mut map = http::HeaderMap::new();
-    /// map.insert("x-client-id", http::HeaderValue::from_static("jk_live_example"));
-    /// let headers = jg_hmac::AuthHeaders::from_header_map(&map);
-    /// assert!(format!("{headers:?}").contains("client_id: \"present\""));
-    /// ```
-    pub fn from_header_map(map: &'a http::HeaderMap) -> Self {
-        Self::from_pairs(
-            map.iter()
-                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
-        )
+    /// The `X-Timestamp` of a request refused before it was prepared, if it has exactly
+    /// one that parses.
+    pub(crate) fn claimed_timestamp(&self) -> Option<u64> {
+        match self.timestamp {
+            Slot::One(v) => parse_timestamp(v).ok(),
+            _ => None,
+        }
     }
 }
 

@@ -1,17 +1,12 @@
 //! Adapter for the `http` crate (1.x): sign and verify `http::Request`s.
 
 use http::header::{HeaderName, HeaderValue};
-use http::request::Parts;
 use http::{Request, Uri};
 
 use crate::canonical::CanonicalRequest;
-use crate::credential::CredentialLookup;
-use crate::error::Error;
-use crate::headers::AuthHeaders;
 use crate::signature::ContentHash;
 use crate::signer::{SignedHeaders, Signer};
 use crate::target::Target;
-use crate::verifier::{Prepared, Verified, Verifier};
 
 impl<'a> Target<'a> {
     /// The path and raw query of an [`http::Uri`], as sent.
@@ -100,77 +95,5 @@ impl Signer {
             CanonicalRequest::new(request.method().as_str(), Target::from_uri(request.uri()));
         let signed = self.sign_canonical(&canonical, content, timestamp);
         signed.apply_to(request.headers_mut());
-    }
-}
-
-impl Verifier {
-    /// Verifies an [`http::Request`] whose body bytes are in memory.
-    ///
-    /// # Errors
-    /// See [`Verifier::verify`].
-    ///
-    /// ```
-    /// use std::{collections::HashMap, sync::Arc};
-    /// use jg_hmac::{Credential, Signer, Verifier};
-    /// let secret = "s3cr3t_test_key_justgold".into();
-    /// let store = HashMap::from([(
-    ///     "jk_live_example".to_string(),
-    ///     Arc::new(Credential::new("jk_live_example").with_secret(&secret)),
-    /// )]);
-    /// let mut request = http::Request::post("/v1/transactions/buy")
-    ///     .body(br#"{"amount":"5000","transactionId":"12345"}"#.to_vec())
-    ///     .unwrap();
-    /// Signer::new("jk_live_example", &secret)?.sign_request(&mut request, 1735550100);
-    ///
-    /// let verifier = Verifier::new();
-    /// assert_eq!(verifier.verify_request(&store, &request, 1735550100)?.client_id(), "jk_live_example");
-    /// request.body_mut().push(b' ');
-    /// assert_eq!(verifier.verify_request(&store, &request, 1735550100).unwrap_err().code(), "invalid_signature");
-    /// # Ok::<(), jg_hmac::Error>(())
-    /// ```
-    pub fn verify_request<L, B>(
-        &self,
-        lookup: &L,
-        request: &Request<B>,
-        now: u64,
-    ) -> Result<Verified, Error>
-    where
-        L: CredentialLookup + ?Sized,
-        B: AsRef<[u8]>,
-    {
-        self.verify(
-            lookup,
-            request.method().as_str(),
-            Target::from_uri(request.uri()),
-            &AuthHeaders::from_header_map(request.headers()),
-            &ContentHash::of(request.body().as_ref()),
-            now,
-        )
-    }
-
-    /// Step one of the two-step path for [`Parts`], before the body is read: see
-    /// [`Verifier::prepare`].
-    ///
-    /// # Errors
-    /// See [`Verifier::prepare`].
-    ///
-    /// ```
-    /// let (parts, _) = http::Request::get("/")
-    ///     .header("X-Client-Id", "jk_live_example")
-    ///     .header("X-Timestamp", "1")
-    ///     .header("X-Signature", "00")
-    ///     .body(())
-    ///     .unwrap()
-    ///     .into_parts();
-    /// let err = jg_hmac::Verifier::new().prepare_parts(&parts, 1).unwrap_err();
-    /// assert_eq!(err.code(), "malformed_header");
-    /// ```
-    pub fn prepare_parts<'a>(&self, parts: &'a Parts, now: u64) -> Result<Prepared<'a>, Error> {
-        self.prepare(
-            parts.method.as_str(),
-            Target::from_uri(&parts.uri),
-            &AuthHeaders::from_header_map(&parts.headers),
-            now,
-        )
     }
 }

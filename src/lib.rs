@@ -27,6 +27,7 @@ mod headers;
 mod http_adapter;
 mod query;
 mod replay;
+mod request;
 mod secret;
 mod signature;
 mod signer;
@@ -61,14 +62,14 @@ pub use client_id::{Environment, UnknownEnvironment};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use credential::{Credential, CredentialLookup, SigningKey};
 pub use error::{Error, HeaderKind, LimitKind};
-pub use headers::{ACCESS_KEY, AuthHeaders, CLIENT_ID, SIGNATURE, TIMESTAMP};
 pub use query::CanonicalQuery;
 pub use replay::{InMemoryReplayGuard, ReplayGuard};
+pub use request::SignedRequest;
 pub use secret::Secret;
 pub use signature::{BodyHasher, ContentHash, Signature};
 pub use signer::{SignedHeaders, Signer};
 pub use target::Target;
-pub use verifier::{DEFAULT_WINDOW, Limits, MAX_TIMESTAMP_DIGITS, Prepared, Verified, Verifier};
+pub use verifier::{DEFAULT_WINDOW, Limits, Prepared, Verified, Verifier};
 
 // The pages under docs/ are doctested too (their Rust blocks compile and run with
 // `cargo test --doc`); they are not part of the rendered crate docs.

@@ -39,7 +39,7 @@
 
 use std::borrow::Cow;
 
-use crate::headers::AuthHeaders;
+use crate::request::SignedRequest;
 use crate::signature::ContentHash;
 use crate::target::Target;
 
@@ -431,17 +431,6 @@ impl<'a> RawRequest<'a> {
             .iter()
             .filter(move |h| h.is(name))
             .map(|h| h.value)
-    }
-
-    /// The authentication headers, ready for [`Verifier::prepare`](crate::Verifier::prepare).
-    ///
-    /// ```
-    /// # let req = jg_hmac::raw::parse(b"GET / HTTP/1.1\nX-Client-Id: a\n\n", &Default::default())?;
-    /// assert!(format!("{:?}", req.auth_headers()).contains("client_id: \"present\""));
-    /// # Ok::<(), jg_hmac::raw::RawError>(())
-    /// ```
-    pub fn auth_headers(&self) -> AuthHeaders<'a> {
-        AuthHeaders::from_pairs(self.headers.iter().map(|h| (h.name, h.value)))
     }
 
     /// How the body was framed.
@@ -1197,5 +1186,16 @@ mod tests {
             let req = p(&raw).unwrap();
             prop_assert_eq!(req.body(), &chunks.concat()[..]);
         }
+    }
+}
+
+impl<'a> From<&RawRequest<'a>> for SignedRequest<'a> {
+    /// The method, the request-target and the header lines of a parsed request.
+    fn from(request: &RawRequest<'a>) -> Self {
+        SignedRequest::new(
+            request.method(),
+            request.target_parts(),
+            request.headers().iter().map(|h| (h.name, h.value)),
+        )
     }
 }

@@ -7,12 +7,11 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use crate::canonical::{CanonicalRequest, StringToSign};
 use crate::credential::{Credential, CredentialLookup, SigningKey};
 use crate::error::{Error, HeaderKind};
-use crate::headers::{AuthHeaders, Slot};
+use crate::headers::{AuthHeaders, Slot, parse_timestamp};
 use crate::query::CanonicalQuery;
+use crate::request::SignedRequest;
 use crate::secret::{KeyedMac, Secret};
 use crate::signature::{ContentHash, Signature};
-use crate::swar::parse_digits;
-use crate::target::Target;
 
 /// Default tolerance, each way, between `X-Timestamp` and the verifier's clock: 300 s.
 ///
@@ -20,13 +19,6 @@ use crate::target::Target;
 /// assert_eq!(jg_hmac::DEFAULT_WINDOW, 300);
 /// ```
 pub const DEFAULT_WINDOW: u64 = 300;
-
-/// Most digits an `X-Timestamp` may have (SPEC.md §5.2).
-///
-/// ```
-/// assert_eq!(jg_hmac::MAX_TIMESTAMP_DIGITS, 18);
-/// ```
-pub const MAX_TIMESTAMP_DIGITS: usize = 18;
 
 /// Size limits on what a client sends, checked before any work proportional to it.
 ///
@@ -81,24 +73,23 @@ impl Default for Limits {
 ///
 /// ```
 /// use std::{collections::HashMap, sync::Arc};
-/// use jg_hmac::{AuthHeaders, ContentHash, Credential, Secret, Target, Verifier};
+/// use jg_hmac::{ContentHash, Credential, Secret, SignedRequest, Target, Verifier};
 ///
 /// let mut store: HashMap<String, Arc<Credential>> = HashMap::new();
 /// store.insert(
 ///     "jk_live_example".into(),
 ///     Arc::new(Credential::new("jk_live_example").with_secret(&Secret::from("s3cr3t_test_key_justgold"))),
 /// );
-/// let headers = AuthHeaders::from_pairs([
-///     (&b"X-Client-Id"[..], &b"jk_live_example"[..]),
-///     (b"X-Timestamp", b"1735550160"),
-///     (b"X-Signature", b"fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76"),
+/// let request = SignedRequest::new("GET", Target::parse("/v1/ping?z=two&z=three&version=1&a=hello"), [
+///     ("X-Client-Id", &b"jk_live_example"[..]),
+///     ("X-Timestamp", b"1735550160"),
+///     ("X-Signature", b"fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76"),
 /// ]);
-/// let target = Target::parse("/v1/ping?z=two&z=three&version=1&a=hello");
 /// let verifier = Verifier::new();
-/// let ok = verifier.verify(&store, "GET", target, &headers, &ContentHash::EMPTY, 1735550160)?;
+/// let ok = verifier.verify(&store, &request, &ContentHash::EMPTY, 1735550160)?;
 /// assert_eq!(ok.client_id(), "jk_live_example");
 ///
-/// let late = verifier.verify(&store, "GET", target, &headers, &ContentHash::EMPTY, 1735550461);
+/// let late = verifier.verify(&store, &request, &ContentHash::EMPTY, 1735550461);
 /// assert_eq!(late.unwrap_err().code(), "timestamp_out_of_range");
 /// # Ok::<(), jg_hmac::Error>(())
 /// ```
@@ -259,19 +250,19 @@ impl Verifier {
     /// `timestamp_out_of_range` or `request_too_large`.
     ///
     /// ```
-    /// use jg_hmac::{AuthHeaders, Target, Verifier};
-    /// let headers = AuthHeaders::from_pairs([(&b"X-Client-Id"[..], &b"jk_live_example"[..])]);
-    /// let err = Verifier::new().prepare("GET", Target::parse("/"), &headers, 0).unwrap_err();
+    /// use jg_hmac::{SignedRequest, Target, Verifier};
+    /// let request = SignedRequest::new("GET", Target::parse("/"), [("X-Client-Id", &b"jk_live_example"[..])]);
+    /// let err = Verifier::new().prepare(&request, 0).unwrap_err();
     /// assert_eq!(err.code(), "missing_header");
     /// ```
     #[inline]
     pub fn prepare<'a>(
         &self,
-        method: &'a str,
-        target: Target<'a>,
-        headers: &AuthHeaders<'a>,
+        request: &SignedRequest<'a>,
         now: u64,
     ) -> Result<Prepared<'a>, Error> {
+        let headers = &request.headers;
+        let target = request.target();
         let client_id = self.client_id(headers)?;
         let timestamp_raw = single(headers.timestamp, HeaderKind::Timestamp)?;
         let timestamp = parse_timestamp(timestamp_raw)?;
@@ -291,7 +282,7 @@ impl Verifier {
             timestamp_raw,
             timestamp,
             signature,
-            request: CanonicalRequest::from_parts(method, target.path(), query),
+            request: CanonicalRequest::from_parts(request.method(), target.path(), query),
             body_must_be_empty,
         })
     }
@@ -316,7 +307,7 @@ impl Verifier {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use jg_hmac::{AuthHeaders, ContentHash, Credential, Secret, Signer, Target, Verifier};
+    /// use jg_hmac::{ContentHash, Credential, Secret, SignedRequest, Signer, SigningKey, Target, Verifier};
     /// # async fn fetch_from_vault(id: &str) -> Option<Arc<Credential>> {
     /// #     Some(Arc::new(Credential::new(id).with_secret(&Secret::from("s3cr3t_test_key_justgold"))))
     /// # }
@@ -324,11 +315,11 @@ impl Verifier {
     /// let signer = Signer::new("jk_live_example", &Secret::from("s3cr3t_test_key_justgold"))?;
     /// let signed = signer.sign("GET", "/v1/health/secure", b"", 1735550160);
     /// let (id, ts, sig) = (signed.client_id().as_bytes(), signed.timestamp().as_bytes(), signed.signature().to_hex());
-    /// let headers = AuthHeaders::from_pairs([
-    ///     (&b"X-Client-Id"[..], id), (b"X-Timestamp", ts), (b"X-Signature", sig.as_bytes()),
+    /// let request = SignedRequest::new("GET", Target::parse("/v1/health/secure"), [
+    ///     ("X-Client-Id", id), ("X-Timestamp", ts), ("X-Signature", sig.as_bytes()),
     /// ]);
     /// let verifier = Verifier::new();
-    /// let prepared = verifier.prepare("GET", Target::parse("/v1/health/secure"), &headers, 1735550160)?;
+    /// let prepared = verifier.prepare(&request, 1735550160)?;
     /// let credential = fetch_from_vault(prepared.client_id()).await; // any async store
     /// // ... the body is read; the clock is read again when it is complete:
     /// let verified = verifier.finish(&prepared, credential.clone(), &ContentHash::EMPTY, 1735550161)?;
@@ -408,13 +399,14 @@ impl Verifier {
     /// `client_id`.
     ///
     /// ```
-    /// use jg_hmac::{AuthHeaders, Target, Verifier};
-    /// let headers = AuthHeaders::from_pairs([
-    ///     (&b"X-Client-Id"[..], &b"jk_live_nobody"[..]),
-    ///     (b"X-Timestamp", b"100"),
-    ///     (b"X-Signature", &[b'0'; 64][..]),
+    /// use jg_hmac::{SignedRequest, Target, Verifier};
+    /// let zeros = [b'0'; 64];
+    /// let request = SignedRequest::new("GET", Target::parse("/"), [
+    ///     ("X-Client-Id", &b"jk_live_nobody"[..]),
+    ///     ("X-Timestamp", b"100"),
+    ///     ("X-Signature", &zeros[..]),
     /// ]);
-    /// let prepared = Verifier::new().prepare("GET", Target::parse("/"), &headers, 100)?;
+    /// let prepared = Verifier::new().prepare(&request, 100)?;
     /// let err = Verifier::new().check_client(&prepared, None, 100).unwrap_err();
     /// assert_eq!(err.code(), "client_id");
     /// assert!(Verifier::new().with_hidden_unknown_clients(true).check_client(&prepared, None, 100).is_ok());
@@ -435,35 +427,43 @@ impl Verifier {
     }
 
     /// Both steps with a synchronous lookup: verifies a request whose body hash is known,
-    /// at one clock reading `now`.
+    /// at one clock reading `now`. For an [`http::Request`] with its body in memory:
+    /// `verify(&lookup, &SignedRequest::from(&request), &ContentHash::of(request.body()), now)`.
     ///
     /// # Errors
     /// Any of [`Verifier::prepare`]'s and [`Verifier::finish`]'s errors.
     ///
     /// ```
     /// use std::{collections::HashMap, sync::Arc};
-    /// use jg_hmac::{AuthHeaders, ContentHash, Credential, Target, Verifier};
-    /// let store: HashMap<String, Arc<Credential>> = HashMap::new();
-    /// let headers = AuthHeaders::from_pairs([
-    ///     (&b"X-Client-Id"[..], &b"jk_live_nobody"[..]),
-    ///     (b"X-Timestamp", b"1735550160"),
-    ///     (b"X-Signature", &[b'0'; 64][..]),
-    /// ]);
-    /// let err = Verifier::new()
-    ///     .verify(&store, "GET", Target::parse("/"), &headers, &ContentHash::EMPTY, 1735550160)
-    ///     .unwrap_err();
-    /// assert_eq!(err.code(), "client_id");
+    /// use jg_hmac::{ContentHash, Credential, SignedRequest, Signer, SigningKey, Verifier};
+    /// let secret = "s3cr3t_test_key_justgold".into();
+    /// let store = HashMap::from([(
+    ///     "jk_live_example".to_string(),
+    ///     Arc::new(Credential::new("jk_live_example").with_key(SigningKey::new("k1", &secret))),
+    /// )]);
+    /// let mut request = http::Request::post("/v1/transactions/buy")
+    ///     .body(br#"{"amount":"5000","transactionId":"12345"}"#.to_vec())
+    ///     .unwrap();
+    /// Signer::new("jk_live_example", &secret)?.sign_request(&mut request, 1735550100);
+    ///
+    /// let verifier = Verifier::new();
+    /// let verify = |request: &http::Request<Vec<u8>>| {
+    ///     let content = ContentHash::of(request.body());
+    ///     verifier.verify(&store, &SignedRequest::from(request), &content, 1735550100)
+    /// };
+    /// assert_eq!(verify(&request)?.client_id(), "jk_live_example");
+    /// request.body_mut().push(b' ');
+    /// assert_eq!(verify(&request).unwrap_err().code(), "invalid_signature");
+    /// # Ok::<(), jg_hmac::Error>(())
     /// ```
     pub fn verify<L: CredentialLookup + ?Sized>(
         &self,
         lookup: &L,
-        method: &str,
-        target: Target<'_>,
-        headers: &AuthHeaders<'_>,
+        request: &SignedRequest<'_>,
         content: &ContentHash,
         now: u64,
     ) -> Result<Verified, Error> {
-        let prepared = self.prepare(method, target, headers, now)?;
+        let prepared = self.prepare(request, now)?;
         let credential = lookup.lookup(prepared.client_id);
         self.finish(&prepared, credential, content, now)
     }
@@ -540,40 +540,19 @@ fn single(slot: Slot<'_>, which: HeaderKind) -> Result<&[u8], Error> {
     }
 }
 
-/// `X-Timestamp`: 1 to 18 ASCII digits (so it always fits in a `u64`).
-pub(crate) fn parse_timestamp(raw: &[u8]) -> Result<u64, Error> {
-    let malformed = Error::MalformedHeader(HeaderKind::Timestamp);
-    if raw.is_empty() || raw.len() > MAX_TIMESTAMP_DIGITS {
-        return Err(malformed);
-    }
-    // Up to three groups (2 + 8 + 8 digits at most), eight digits at a time.
-    let mut value = 0u64;
-    let head = raw.len() % 8;
-    let (first, rest) = raw.split_at_checked(head).unwrap_or((&[], raw));
-    if !first.is_empty() {
-        value = parse_digits(first).ok_or(malformed)?;
-    }
-    for group in rest.chunks_exact(8) {
-        // At most 18 digits in all: no overflow.
-        value = value * 100_000_000 + parse_digits(group).ok_or(malformed)?;
-    }
-    Ok(value)
-}
-
 /// A request that passed every check needing no secret; the input to
 /// [`Verifier::finish`]. Borrows from the request; allocation-free for up to 32 query
 /// pairs.
 ///
 /// ```
-/// use jg_hmac::{AuthHeaders, ContentHash, Target, Verifier};
+/// use jg_hmac::{ContentHash, SignedRequest, Target, Verifier};
 /// let sig = "fa86029249a12a9531e269ef8986cba153a9839d741f6f38e457c6eb96bede76";
-/// let headers = AuthHeaders::from_pairs([
-///     (&b"X-Access-Key"[..], &b"jk_live_example"[..]),
-///     (b"X-Timestamp", b"1735550160"),
-///     (b"X-Signature", sig.as_bytes()),
+/// let request = SignedRequest::new("GET", Target::parse("/v1/health/secure"), [
+///     ("X-Access-Key", &b"jk_live_example"[..]),
+///     ("X-Timestamp", b"1735550160"),
+///     ("X-Signature", sig.as_bytes()),
 /// ]);
-/// let target = Target::parse("/v1/health/secure");
-/// let prepared = Verifier::new().prepare("GET", target, &headers, 1735550160)?;
+/// let prepared = Verifier::new().prepare(&request, 1735550160)?;
 /// assert_eq!(prepared.client_id(), "jk_live_example");
 /// assert_eq!(prepared.timestamp(), 1735550160);
 /// // What the server signs, for diffing against the partner's string-to-sign:
@@ -645,8 +624,12 @@ impl<'a> Prepared<'a> {
     /// }
     /// ```
     pub fn string_to_sign(&self, content: &ContentHash) -> String {
-        let timestamp = core::str::from_utf8(self.timestamp_raw).unwrap_or_default();
-        self.request.string_to_sign(timestamp, content)
+        self.request.string_to_sign(self.timestamp_text(), content)
+    }
+
+    /// The `X-Timestamp` text as sent (digits only: it parsed).
+    pub(crate) fn timestamp_text(&self) -> &'a str {
+        core::str::from_utf8(self.timestamp_raw).unwrap_or_default()
     }
 }
 
@@ -654,19 +637,19 @@ impl<'a> Prepared<'a> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use jg_hmac::{AuthHeaders, ContentHash, Credential, SigningKey, Signer, Target, Verifier};
+/// use jg_hmac::{ContentHash, Credential, SignedRequest, SigningKey, Signer, Target, Verifier};
 /// let cred = Arc::new(Credential::new("jk_live_example")
 ///     .with_key(SigningKey::new("2025", &"old".into()))
 ///     .with_key(SigningKey::new("2026", &"new".into())));
 /// let lookup = move |_: &str| Some(cred.clone());
 /// let signed = Signer::new("jk_live_example", &"new".into())?.sign("GET", "/", b"", 100);
 /// let sig = signed.signature().to_hex();
-/// let headers = AuthHeaders::from_pairs([
-///     (&b"X-Client-Id"[..], signed.client_id().as_bytes()),
-///     (b"X-Timestamp", signed.timestamp().as_bytes()),
-///     (b"X-Signature", sig.as_bytes()),
+/// let request = SignedRequest::new("GET", Target::parse("/"), [
+///     ("X-Client-Id", signed.client_id().as_bytes()),
+///     ("X-Timestamp", signed.timestamp().as_bytes()),
+///     ("X-Signature", sig.as_bytes()),
 /// ]);
-/// let ok = Verifier::new().verify(&lookup, "GET", Target::parse("/"), &headers, &ContentHash::EMPTY, 100)?;
+/// let ok = Verifier::new().verify(&lookup, &request, &ContentHash::EMPTY, 100)?;
 /// assert_eq!((ok.client_id(), ok.key_id()), ("jk_live_example", "2026"));
 /// # Ok::<(), jg_hmac::Error>(())
 /// ```

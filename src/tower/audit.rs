@@ -4,10 +4,12 @@ use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use crate::signature::Signature;
+
 use crate::swar::is_visible_ascii;
+
+use super::event::Event;
 
 /// The `tracing` target of the layer's audit events.
 ///
@@ -24,7 +26,7 @@ use crate::swar::is_visible_ascii;
 pub const AUDIT_TARGET: &str = "jg_hmac::audit";
 
 /// Longest incoming `X-Request-Id` reused as is; longer ones are replaced.
-pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
+const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// Longest path prefix written to an audit event.
 const MAX_LOGGED_PATH: usize = 256;
@@ -103,64 +105,51 @@ pub(crate) fn enabled() -> bool {
     tracing::enabled!(target: "jg_hmac::audit", tracing::Level::WARN)
 }
 
-/// What one audit event says.
-pub(crate) struct Event<'a> {
-    pub request_id: &'a str,
-    pub outcome: &'static str,
-    pub status: u16,
-    pub client_id: Option<&'a str>,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub key_id: Option<&'a str>,
-    pub sig: Option<&'a Signature>,
-    /// An accepted request's clock skew, when past the layer's warning threshold.
-    pub clock_skew: Option<i64>,
-    pub latency: Duration,
-    pub store_error: Option<&'a dyn std::fmt::Display>,
-}
-
-impl Event<'_> {
-    pub(crate) fn emit(&self) {
-        // Nothing below is worth computing for an event no subscriber records.
-        if !enabled() {
-            return;
-        }
-        let path = truncate(self.path, MAX_LOGGED_PATH);
-        let latency_us = u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX);
-        let client_id = self.client_id.unwrap_or("-");
-        let key_id = self.key_id.unwrap_or("-");
-        let sig = self.sig.map(|sig| tracing::field::debug(ShortSig(sig)));
-        if self.outcome == "accepted" {
-            tracing::info!(
-                target: "jg_hmac::audit",
-                request_id = self.request_id,
-                outcome = self.outcome,
-                status = self.status,
-                client_id,
-                method = self.method,
-                path,
-                key_id,
-                sig,
-                clock_skew = self.clock_skew,
-                latency_us,
-                "request authenticated"
-            );
-        } else {
-            // An `Option` field is recorded only when it is `Some`.
-            tracing::warn!(
-                target: "jg_hmac::audit",
-                request_id = self.request_id,
-                outcome = self.outcome,
-                status = self.status,
-                client_id,
-                method = self.method,
-                path,
-                sig,
-                latency_us,
-                store_error = self.store_error.map(tracing::field::display),
-                "request refused"
-            );
-        }
+/// Writes `event` to the audit log: `INFO` when accepted, `WARN` when refused.
+pub(crate) fn record(event: &Event<'_>) {
+    // Nothing below is worth computing for an event no subscriber records.
+    if !enabled() {
+        return;
+    }
+    let path = truncate(event.path, MAX_LOGGED_PATH);
+    let latency_us = event
+        .latency
+        .map_or(0, |l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
+    let client_id = event.client_id.unwrap_or("-");
+    let sig = event
+        .signature
+        .map(|sig| tracing::field::debug(ShortSig(sig)));
+    let outcome = event.outcome_code();
+    if event.outcome.is_ok() {
+        tracing::info!(
+            target: "jg_hmac::audit",
+            request_id = event.request_id,
+            outcome,
+            status = event.status,
+            client_id,
+            method = event.method,
+            path,
+            key_id = event.key_id.unwrap_or("-"),
+            sig,
+            clock_skew = event.skew_warning,
+            latency_us,
+            "request authenticated"
+        );
+    } else {
+        // An `Option` field is recorded only when it is `Some`.
+        tracing::warn!(
+            target: "jg_hmac::audit",
+            request_id = event.request_id,
+            outcome,
+            status = event.status,
+            client_id,
+            method = event.method,
+            path,
+            sig,
+            latency_us,
+            store_error = event.store_error.map(tracing::field::display),
+            "request refused"
+        );
     }
 }
 

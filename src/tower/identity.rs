@@ -89,17 +89,6 @@ impl Authenticated {
         self.verified.credential()
     }
 
-    /// The scopes of the credential.
-    ///
-    /// ```
-    /// fn handle(auth: &jg_hmac::tower::Authenticated) -> String {
-    ///     auth.scopes().join(",")
-    /// }
-    /// ```
-    pub fn scopes(&self) -> &[String] {
-        self.credential().scopes()
-    }
-
     /// The environment the client id names (`jk_live_…`, `jk_test_…`), if any.
     ///
     /// ```
@@ -140,7 +129,7 @@ impl fmt::Debug for Authenticated {
         f.debug_struct("Authenticated")
             .field("client_id", &self.client_id())
             .field("key_id", &self.key_id())
-            .field("scopes", &self.scopes())
+            .field("scopes", &self.credential().scopes())
             .field("timestamp", &self.timestamp())
             .field("request_id", &self.request_id)
             .finish()
@@ -153,42 +142,43 @@ mod extract {
     use axum_core::response::{IntoResponse, Response};
     use http::request::Parts;
 
-    use super::Authenticated;
+    use bytes::Bytes;
+    use http_body_util::Empty;
 
-    /// The rejection of the [`Authenticated`] extractor: the request did not pass through
-    /// a [`VerifyLayer`](crate::tower::VerifyLayer), a server misconfiguration. Answers
-    /// `500` with the JSON error body (code `authentication_not_configured`) rather than
-    /// run the handler unauthenticated.
+    use super::Authenticated;
+    use crate::clock::{Clock, SystemClock};
+    use crate::error::Error;
+    use crate::tower::response::ResponseBody;
+
+    /// The rejection of the [`Authenticated`] extractor is [`Error::NotConfigured`]: the
+    /// request did not pass through a [`VerifyLayer`](crate::tower::VerifyLayer), a server
+    /// misconfiguration. It answers `500` with the JSON error body (code
+    /// `authentication_not_configured`) rather than run the handler unauthenticated; any
+    /// other [`Error`] answers its own status and body the same way.
     ///
     /// ```
     /// use axum_core::response::IntoResponse;
-    /// let response = jg_hmac::tower::MissingAuthentication.into_response();
+    /// let response = jg_hmac::Error::NotConfigured.into_response();
     /// assert_eq!(response.status(), 500);
+    /// assert_eq!(response.headers()["content-type"], "application/json");
     /// ```
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct MissingAuthentication;
-
-    impl IntoResponse for MissingAuthentication {
+    impl IntoResponse for Error {
         fn into_response(self) -> Response {
-            use crate::clock::Clock;
-            let response = crate::tower::refusal::RefusalCause::NotConfigured.response(
-                &crate::tower::audit::new_request_id(),
-                crate::clock::SystemClock.now(),
-                None,
-            );
-            response.map(axum_core::body::Body::new)
+            let request_id = crate::tower::audit::new_request_id();
+            crate::tower::response::refusal(self, &request_id, SystemClock.now(), None)
+                .map(axum_core::body::Body::new::<ResponseBody<Empty<Bytes>>>)
         }
     }
 
     impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
-        type Rejection = MissingAuthentication;
+        type Rejection = Error;
 
         async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
             parts
                 .extensions
                 .get::<Authenticated>()
                 .cloned()
-                .ok_or(MissingAuthentication)
+                .ok_or(Error::NotConfigured)
         }
     }
 
@@ -203,6 +193,3 @@ mod extract {
         }
     }
 }
-
-#[cfg(feature = "axum")]
-pub use extract::MissingAuthentication;

@@ -8,8 +8,10 @@ use tower_layer::Layer;
 use crate::clock::{Clock, SystemClock};
 use crate::verifier::Verifier;
 
+use super::observe::Observers;
 use super::replay::{AsyncReplayGuard, NoReplayGuard};
 use super::service::Verify;
+use super::settings::Settings;
 use super::store::CredentialStore;
 use crate::Environment;
 
@@ -73,8 +75,8 @@ pub const DEFAULT_SKEW_WARNING: u64 = 60;
 ///
 /// ```
 /// use axum::{Router, routing::post};
-/// use jg_hmac::{Credential, InMemoryReplayGuard, Secret};
-/// use jg_hmac::tower::{Authenticated, Environment, InMemoryCredentialStore, VerifyLayer};
+/// use jg_hmac::{Credential, Environment, InMemoryReplayGuard, Secret, Verifier};
+/// use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, VerifyLayer};
 ///
 /// let store = InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example")
 ///     .with_secret(&Secret::from("s3cr3t_test_key_justgold"))
@@ -87,7 +89,7 @@ pub const DEFAULT_SKEW_WARNING: u64 = 60;
 ///
 /// // With every setting:
 /// let layer = VerifyLayer::builder(store)
-///     .content_types(["application/json"])
+///     .verifier(Verifier::new().with_content_types(["application/json"]))
 ///     .body_limit(64 * 1024)
 ///     .environment(Environment::Live)
 ///     .replay_guard(InMemoryReplayGuard::new(300_000))
@@ -95,22 +97,7 @@ pub const DEFAULT_SKEW_WARNING: u64 = 60;
 /// # let _ = (app, layer);
 /// ```
 pub struct VerifyLayer<S, R = NoReplayGuard> {
-    shared: Arc<Shared<S, R>>,
-}
-
-/// What every service made by one layer shares.
-pub(super) struct Shared<S, R> {
-    pub(super) store: S,
-    pub(super) guard: R,
-    pub(super) verifier: Verifier,
-    pub(super) clock: Box<dyn Clock>,
-    pub(super) body_limit: usize,
-    pub(super) environment: Option<Environment>,
-    pub(super) diagnostics: bool,
-    /// Above this absolute skew (seconds), an accepted request's response says so.
-    pub(super) skew_warning: Option<u64>,
-    #[cfg(feature = "metrics")]
-    pub(super) metrics: super::metrics::LayerMetrics,
+    settings: Arc<Settings<S, R>>,
 }
 
 impl<S: CredentialStore> VerifyLayer<S> {
@@ -156,7 +143,7 @@ impl<S, R> VerifyLayer<S, R> {
     /// assert!(layer.store().is_empty());
     /// ```
     pub fn store(&self) -> &S {
-        &self.shared.store
+        &self.settings.store
     }
 
     /// The replay guard.
@@ -168,14 +155,14 @@ impl<S, R> VerifyLayer<S, R> {
     /// assert!(layer.replay_guard().is_empty());
     /// ```
     pub fn replay_guard(&self) -> &R {
-        &self.shared.guard
+        &self.settings.guard
     }
 }
 
 impl<S, R> Clone for VerifyLayer<S, R> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            settings: Arc::clone(&self.settings),
         }
     }
 }
@@ -183,19 +170,8 @@ impl<S, R> Clone for VerifyLayer<S, R> {
 impl<S, R> fmt::Debug for VerifyLayer<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyLayer")
-            .field("settings", &*self.shared)
+            .field("settings", &*self.settings)
             .finish()
-    }
-}
-
-impl<S, R> fmt::Debug for Shared<S, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("verifier", &self.verifier)
-            .field("body_limit", &self.body_limit)
-            .field("environment", &self.environment)
-            .field("diagnostics", &self.diagnostics)
-            .finish_non_exhaustive()
     }
 }
 
@@ -236,8 +212,7 @@ impl<S, R> fmt::Debug for VerifyLayerBuilder<S, R> {
 
 impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// The verifier: window, `X-Access-Key` alias, content types, hidden unknown clients,
-    /// query limits. Defaults to [`Verifier::new`]. It replaces the whole verifier, so
-    /// call it before [`content_types`](Self::content_types).
+    /// query limits. Defaults to [`Verifier::new`].
     ///
     /// ```
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
@@ -248,26 +223,6 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     #[must_use]
     pub fn verifier(mut self, verifier: Verifier) -> Self {
         self.verifier = verifier;
-        self
-    }
-
-    /// Allows only these media types (shorthand for the verifier's
-    /// [`with_content_types`](Verifier::with_content_types)); anything else is
-    /// `415 unsupported_content_type`. Defaults to any.
-    ///
-    /// ```
-    /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
-    ///     .content_types(["application/json"])
-    ///     .build();
-    /// # let _ = layer;
-    /// ```
-    #[must_use]
-    pub fn content_types<I, T>(mut self, types: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.verifier = self.verifier.with_content_types(types);
         self
     }
 
@@ -310,7 +265,8 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// `client_id` before any lookup. Defaults to any client id.
     ///
     /// ```
-    /// use jg_hmac::tower::{Environment, InMemoryCredentialStore, VerifyLayer};
+    /// use jg_hmac::Environment;
+    /// use jg_hmac::tower::{InMemoryCredentialStore, VerifyLayer};
     /// let layer = VerifyLayer::builder(InMemoryCredentialStore::new()).environment(Environment::Live).build();
     /// # let _ = layer;
     /// ```
@@ -392,7 +348,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// ```
     pub fn build(self) -> VerifyLayer<S, R> {
         VerifyLayer {
-            shared: Arc::new(Shared {
+            settings: Arc::new(Settings {
                 store: self.store,
                 guard: self.guard,
                 verifier: self.verifier,
@@ -401,8 +357,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
                 environment: self.environment,
                 diagnostics: self.diagnostics,
                 skew_warning: self.skew_warning,
-                #[cfg(feature = "metrics")]
-                metrics: super::metrics::LayerMetrics::default(),
+                observers: Observers::default(),
             }),
         }
     }
@@ -412,6 +367,6 @@ impl<I, S, R> Layer<I> for VerifyLayer<S, R> {
     type Service = Verify<I, S, R>;
 
     fn layer(&self, inner: I) -> Self::Service {
-        Verify::new(inner, Arc::clone(&self.shared))
+        Verify::new(inner, Arc::clone(&self.settings))
     }
 }

@@ -6,56 +6,35 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-use std::time::Duration;
 
 use metrics::{Counter, Histogram, counter, histogram};
 
+use super::event::Event;
+
+use crate::error::Error;
 use crate::metrics::{
     CLIENT_REQUESTS_TOTAL, CLOCK_SKEW_SECONDS, KEY_USED_TOTAL, REQUESTS_TOTAL, STORE_ERRORS_TOTAL,
     STORE_LOOKUP_SECONDS, UNKNOWN_CLIENT, VERIFY_SECONDS,
 };
 
-/// Every outcome the layer answers with: `accepted` and the wire codes. An outcome not
-/// listed (none today) is still counted, through an uncached registration.
-const OUTCOMES: [&str; 14] = [
-    "accepted",
-    "missing_header",
-    "malformed_header",
-    "timestamp_out_of_range",
-    "client_id",
-    "invalid_signature",
-    "unsupported_content_type",
-    "replayed_request",
-    "replay_guard_unavailable",
-    "replay_quota_exceeded",
-    "request_too_large",
-    "credential_store_unavailable",
-    "malformed_body",
-    "authentication_not_configured",
-];
+/// Handle slots: `accepted`, then one per code of [`Error::ALL`].
+const OUTCOMES: usize = Error::ALL.len() + 1;
 
-fn outcome_index(outcome: &str) -> Option<usize> {
-    OUTCOMES.iter().position(|o| *o == outcome)
-}
-
-/// One request, as the metrics see it.
-pub(super) struct Observation<'a> {
-    /// `accepted` or the wire code.
-    pub(super) outcome: &'static str,
-    /// The client id, if the credential store knows it; else counted as `unknown`.
-    pub(super) client_id: Option<&'a str>,
-    /// The key that verified, for an accepted request.
-    pub(super) key_id: Option<&'a str>,
-    /// Server time minus `X-Timestamp`, if the timestamp parsed.
-    pub(super) skew: Option<i64>,
-    /// The layer's own time, from the request's head to its decision.
-    pub(super) elapsed: Option<Duration>,
+/// The slot of an outcome: 0 for `accepted`, else 1 + the code's place in [`Error::ALL`].
+fn slot(outcome: Result<(), Error>) -> usize {
+    match outcome {
+        Ok(()) => 0,
+        Err(e) => Error::ALL
+            .iter()
+            .position(|known| known.code() == e.code())
+            .map_or(OUTCOMES, |i| i + 1),
+    }
 }
 
 /// The handles of one client id (or of every unknown one).
 struct ClientHandles {
     label: Arc<str>,
-    outcomes: [OnceLock<Counter>; OUTCOMES.len()],
+    outcomes: [OnceLock<Counter>; OUTCOMES],
     skew: OnceLock<Histogram>,
     keys: RwLock<Vec<(Box<str>, Counter)>>,
 }
@@ -70,7 +49,8 @@ impl ClientHandles {
         }
     }
 
-    fn count(&self, outcome: &'static str) {
+    fn count(&self, event: &Event<'_>) {
+        let outcome = event.outcome_code();
         let register = || {
             counter!(
                 CLIENT_REQUESTS_TOTAL,
@@ -78,18 +58,18 @@ impl ClientHandles {
                 "outcome" => outcome
             )
         };
-        match outcome_index(outcome).and_then(|i| self.outcomes.get(i)) {
+        match self.outcomes.get(slot(event.outcome)) {
             Some(cell) => cell.get_or_init(register).increment(1),
             None => register().increment(1),
         }
     }
 
-    fn record(&self, o: &Observation<'_>) {
-        self.count(o.outcome);
-        if let Some(skew) = o.skew {
+    fn record(&self, event: &Event<'_>) {
+        self.count(event);
+        if let Some(skew) = event.skew {
             self.skew().record(skew as f64);
         }
-        if let Some(key_id) = o.key_id {
+        if let Some(key_id) = event.key_id {
             self.key_used(key_id);
         }
     }
@@ -124,7 +104,7 @@ impl ClientHandles {
 /// The layer's metric handles.
 #[derive(Default)]
 pub(super) struct LayerMetrics {
-    outcomes: [OnceLock<Counter>; OUTCOMES.len()],
+    outcomes: [OnceLock<Counter>; OUTCOMES],
     verify: OnceLock<Histogram>,
     lookup: OnceLock<Histogram>,
     store_errors: OnceLock<Counter>,
@@ -142,51 +122,59 @@ impl std::fmt::Debug for LayerMetrics {
 
 impl LayerMetrics {
     /// Whether `client_id` was known to the store in an earlier request.
-    pub(super) fn knows(&self, client_id: &str) -> bool {
+    fn knows(&self, client_id: &str) -> bool {
         self.clients
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .contains_key(client_id)
     }
 
-    /// One credential store lookup.
-    pub(super) fn lookup(&self, elapsed: Duration, failed: bool) {
-        self.lookup
-            .get_or_init(|| histogram!(STORE_LOOKUP_SECONDS))
-            .record(elapsed.as_secs_f64());
-        if failed {
-            self.store_errors
-                .get_or_init(|| counter!(STORE_ERRORS_TOTAL))
-                .increment(1);
+    /// One answered request: counted under its client id only if the credential store
+    /// knows that id, from this request's lookup or, for a request refused on its head
+    /// alone (no lookup is made for those), from an earlier one; else as `unknown`.
+    pub(super) fn record(&self, event: &Event<'_>) {
+        if let Some(lookup) = event.lookup {
+            if let Some(elapsed) = lookup.elapsed {
+                self.lookup
+                    .get_or_init(|| histogram!(STORE_LOOKUP_SECONDS))
+                    .record(elapsed.as_secs_f64());
+            }
+            if lookup.failed {
+                self.store_errors
+                    .get_or_init(|| counter!(STORE_ERRORS_TOTAL))
+                    .increment(1);
+            }
         }
-    }
-
-    /// One answered request.
-    pub(super) fn record(&self, o: &Observation<'_>) {
-        let register = || counter!(REQUESTS_TOTAL, "outcome" => o.outcome);
-        match outcome_index(o.outcome).and_then(|i| self.outcomes.get(i)) {
+        let outcome = event.outcome_code();
+        let register = || counter!(REQUESTS_TOTAL, "outcome" => outcome);
+        match self.outcomes.get(slot(event.outcome)) {
             Some(cell) => cell.get_or_init(register).increment(1),
             None => register().increment(1),
         }
-        if let Some(elapsed) = o.elapsed {
+        if let Some(elapsed) = event.decided_in {
             self.verify
                 .get_or_init(|| histogram!(VERIFY_SECONDS))
                 .record(elapsed.as_secs_f64());
         }
-        match o.client_id {
+        let named = match (event.client_id, event.known) {
+            (Some(_), Some(known)) => known,
+            (Some(id), None) => self.knows(id),
+            (None, _) => false,
+        };
+        match event.client_id.filter(|_| named) {
             Some(id) => {
                 let clients = self.clients.read().unwrap_or_else(PoisonError::into_inner);
                 if let Some(client) = clients.get(id) {
-                    client.record(o);
+                    client.record(event);
                     return;
                 }
                 drop(clients);
-                self.client(id).record(o);
+                self.client(id).record(event);
             }
             None => self
                 .unknown
                 .get_or_init(|| ClientHandles::new(UNKNOWN_CLIENT))
-                .record(o),
+                .record(event),
         }
     }
 
@@ -204,54 +192,57 @@ impl LayerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{Error, LimitKind};
-    use crate::tower::refusal::RefusalCause;
+
+    fn event(
+        outcome: Result<(), Error>,
+        client_id: Option<&str>,
+        known: Option<bool>,
+    ) -> Event<'_> {
+        Event {
+            request_id: "r",
+            method: "GET",
+            path: "/",
+            outcome,
+            status: 200,
+            client_id,
+            known,
+            key_id: outcome.is_ok().then_some("k1"),
+            signature: None,
+            skew: Some(3),
+            skew_warning: None,
+            decided_in: None,
+            latency: None,
+            lookup: None,
+            store_error: None,
+        }
+    }
 
     #[test]
     fn every_outcome_has_a_cached_handle() {
-        let failures = [
-            RefusalCause::Auth(Error::TimestampOutOfRange),
-            RefusalCause::Auth(Error::UnknownClient),
-            RefusalCause::Auth(Error::InvalidSignature),
-            RefusalCause::Auth(Error::UnsupportedContentType),
-            RefusalCause::Auth(Error::ReplayedRequest),
-            RefusalCause::Auth(Error::ReplayGuardUnavailable),
-            RefusalCause::Auth(Error::ReplayQuotaExceeded),
-            RefusalCause::Auth(Error::TooLarge(LimitKind::Body)),
-            RefusalCause::StoreUnavailable,
-            RefusalCause::BodyUnreadable,
-            RefusalCause::NotConfigured,
-        ];
-        for failure in failures {
-            assert!(
-                outcome_index(failure.code()).is_some(),
-                "{}",
-                failure.code()
-            );
-        }
-        assert_eq!(outcome_index("accepted"), Some(0));
-        assert_eq!(outcome_index("no_such_code"), None);
+        let slots: Vec<usize> = Error::ALL.iter().map(|e| slot(Err(*e))).collect();
+        assert!(slots.iter().all(|&i| i > 0 && i < OUTCOMES), "{slots:?}");
+        let mut distinct = slots.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), Error::ALL.len());
+        assert_eq!(slot(Ok(())), 0);
     }
 
     #[test]
     fn only_known_ids_are_kept() {
         let m = LayerMetrics::default();
+        m.record(&event(
+            Err(Error::InvalidSignature),
+            Some("jk_live_a"),
+            Some(false),
+        ));
         assert!(!m.knows("jk_live_a"));
-        m.record(&Observation {
-            outcome: "invalid_signature",
-            client_id: None,
-            key_id: None,
-            skew: Some(3),
-            elapsed: None,
-        });
+        m.record(&event(
+            Err(Error::TimestampOutOfRange),
+            Some("jk_live_a"),
+            None,
+        ));
         assert!(!m.knows("jk_live_a"));
-        m.record(&Observation {
-            outcome: "accepted",
-            client_id: Some("jk_live_a"),
-            key_id: Some("k1"),
-            skew: Some(-2),
-            elapsed: Some(Duration::from_micros(3)),
-        });
+        m.record(&event(Ok(()), Some("jk_live_a"), Some(true)));
         assert!(m.knows("jk_live_a"));
     }
 }

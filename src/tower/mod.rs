@@ -38,34 +38,32 @@
 //! ```
 
 mod audit;
+mod authorize;
 mod body;
 mod cache;
+mod event;
 mod future;
 mod identity;
 mod layer;
 #[cfg(feature = "metrics")]
 mod metrics;
-mod refusal;
+mod observe;
 mod replay;
+mod response;
 mod scope;
 mod service;
+mod settings;
 mod store;
 mod target;
 
 pub use audit::AUDIT_TARGET;
 pub use cache::{CachedStore, CachedStoreBuilder};
-pub use future::{ResponseBody, ResponseFuture};
+pub use future::ResponseFuture;
 pub use identity::Authenticated;
-#[cfg(feature = "axum")]
-pub use identity::MissingAuthentication;
 pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_SKEW_WARNING, VerifyLayer, VerifyLayerBuilder};
 pub use replay::{AsyncReplayGuard, NoReplayGuard};
-pub use scope::{RequireScope, RequireScopeService};
-pub use service::{VerifiedBody, Verify};
-// Crate-private: other modules of the crate (stores, guards) may box their futures with it.
-#[allow(unused_imports)]
-pub(crate) use store::BoxFuture;
-pub use store::{
-    CredentialStore, DynCredentialStore, InMemoryCredentialStore, StoreError, SyncStore,
-};
-pub use target::{KeepOriginalTarget, OriginalTarget, OriginalTargetLayer};
+pub use response::{ResponseBody, VerifiedBody};
+pub use scope::{RequireScope, RequireScopeLayer};
+pub use service::Verify;
+pub use store::{CredentialStore, InMemoryCredentialStore, StoreError};
+pub use target::{OriginalTarget, OriginalTargetLayer};

@@ -4,21 +4,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{Either, Full};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::json_error_body;
+use crate::error::Error;
 
 use super::audit::{AUDIT_TARGET, new_request_id};
-use super::future::{ResponseBody, ResponseFuture};
+use super::future::ResponseFuture;
 use super::identity::Authenticated;
-use super::refusal::json_response;
+use super::response::{ResponseBody, refusal};
 
-/// A layer that lets a request through only if the client the
+/// The layer of [`RequireScope`]: lets a request through only if the client the
 /// [`VerifyLayer`](super::VerifyLayer) authenticated holds a scope; put it on the routes
 /// that need it (axum's `route_layer`), under the verifying layer.
 ///
@@ -38,26 +36,26 @@ use super::refusal::json_response;
 /// ```
 /// # #[cfg(feature = "axum")] {
 /// use axum::{Router, routing::{get, post}};
-/// use jg_hmac::tower::{InMemoryCredentialStore, RequireScope, VerifyLayer};
+/// use jg_hmac::tower::{InMemoryCredentialStore, RequireScopeLayer, VerifyLayer};
 ///
 /// let app: Router = Router::new()
 ///     .route("/v1/transactions/buy", post(|| async { "bought" }))
-///     .route_layer(RequireScope::new("transactions:write")) // only the routes above
+///     .route_layer(RequireScopeLayer::new("transactions:write")) // only the routes above
 ///     .route("/v1/prices", get(|| async { "prices" }))
 ///     .layer(VerifyLayer::new(InMemoryCredentialStore::new())); // every route above
 /// # let _ = app;
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct RequireScope {
+pub struct RequireScopeLayer {
     scope: Arc<str>,
 }
 
-impl RequireScope {
+impl RequireScopeLayer {
     /// A guard requiring `scope`.
     ///
     /// ```
-    /// let guard = jg_hmac::tower::RequireScope::new("transactions:write");
+    /// let guard = jg_hmac::tower::RequireScopeLayer::new("transactions:write");
     /// assert_eq!(guard.scope(), "transactions:write");
     /// ```
     pub fn new(scope: impl Into<Arc<str>>) -> Self {
@@ -69,55 +67,56 @@ impl RequireScope {
     /// The scope required.
     ///
     /// ```
-    /// assert_eq!(jg_hmac::tower::RequireScope::new("a").scope(), "a");
+    /// assert_eq!(jg_hmac::tower::RequireScopeLayer::new("a").scope(), "a");
     /// ```
     pub fn scope(&self) -> &str {
         &self.scope
     }
 }
 
-impl fmt::Debug for RequireScope {
+impl fmt::Debug for RequireScopeLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireScope")
+        f.debug_struct("RequireScopeLayer")
             .field("scope", &self.scope)
             .finish()
     }
 }
 
-impl<S> Layer<S> for RequireScope {
-    type Service = RequireScopeService<S>;
+impl<S> Layer<S> for RequireScopeLayer {
+    type Service = RequireScope<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireScopeService {
+        RequireScope {
             inner,
             scope: Arc::clone(&self.scope),
         }
     }
 }
 
-/// The service of [`RequireScope`].
+/// The [`Service`] made by [`RequireScopeLayer`]: runs `inner` only for a verified client
+/// that holds the scope.
 ///
 /// ```
 /// use tower_layer::Layer;
 /// let inner = (); // any tower service; axum's `route_layer` does this for you
-/// let service = jg_hmac::tower::RequireScope::new("a").layer(inner);
-/// # let _ = service;
+/// let service = jg_hmac::tower::RequireScopeLayer::new("a").layer(inner);
+/// assert!(format!("{service:?}").contains("\"a\""));
 /// ```
 #[derive(Clone)]
-pub struct RequireScopeService<S> {
+pub struct RequireScope<S> {
     inner: S,
     scope: Arc<str>,
 }
 
-impl<S> fmt::Debug for RequireScopeService<S> {
+impl<S> fmt::Debug for RequireScope<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireScopeService")
+        f.debug_struct("RequireScope")
             .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, B, ResBody> Service<Request<B>> for RequireScopeService<S>
+impl<S, B, ResBody> Service<Request<B>> for RequireScope<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
@@ -133,59 +132,44 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let refusal = match request.extensions().get::<Authenticated>() {
+        let refused = match request.extensions().get::<Authenticated>() {
             Some(who) if who.credential().has_scope(&self.scope) => None,
             Some(who) => {
+                let error = Error::InsufficientScope;
                 tracing::info!(
                     target: AUDIT_TARGET,
-                    outcome = "refused",
-                    code = "insufficient_scope",
+                    request_id = who.request_id(),
+                    outcome = error.code(),
+                    status = error.status(),
                     client_id = who.client_id(),
                     key_id = who.key_id(),
                     required_scope = &*self.scope,
-                    request_id = who.request_id(),
                     "request refused: the client lacks the route's scope"
                 );
-                Some(refusal(
-                    403,
-                    "insufficient_scope",
-                    "The client is not allowed to use this route",
-                    who.request_id(),
-                ))
+                Some(refusal(error, who.request_id(), SystemClock.now(), None))
             }
             None => {
+                let error = Error::NotConfigured;
                 let request_id = new_request_id();
                 tracing::error!(
                     target: AUDIT_TARGET,
-                    outcome = "refused",
-                    code = "authentication_not_configured",
-                    required_scope = &*self.scope,
                     request_id = &*request_id,
+                    outcome = error.code(),
+                    status = error.status(),
+                    required_scope = &*self.scope,
                     "RequireScope on a route that no VerifyLayer covers"
                 );
-                Some(refusal(
-                    500,
-                    "authentication_not_configured",
-                    "Authentication is not configured for this route",
-                    &request_id,
-                ))
+                Some(refusal(error, &request_id, SystemClock.now(), None))
             }
         };
-        match refusal {
-            Some(response) => ResponseFuture::new(Box::pin(std::future::ready(Ok(
-                response.map(Either::Right)
-            )))),
+        match refused {
+            Some(response) => ResponseFuture::new(Box::pin(std::future::ready(Ok(response)))),
             None => {
                 let future = self.inner.call(request);
                 ResponseFuture::new(Box::pin(async move {
-                    future.await.map(|r| r.map(Either::Left))
+                    future.await.map(|r| r.map(ResponseBody::inner))
                 }))
             }
         }
     }
-}
-
-fn refusal(status: u16, code: &str, message: &str, request_id: &str) -> Response<Full<Bytes>> {
-    let body = json_error_body(status, code, message, request_id, SystemClock.now());
-    json_response(status, body, request_id)
 }

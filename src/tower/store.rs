@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, ready};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -66,9 +65,8 @@ impl std::error::Error for StoreError {
 /// bound its own I/O with a timeout, since the layer waits for it.
 ///
 /// Implement it with `async fn` (the trait uses return-position `impl Future`, so static
-/// dispatch costs no allocation). For a store chosen at run time, box it as
-/// `Arc<dyn DynCredentialStore>`, which is a `CredentialStore` too. Synchronous lookups
-/// ([`CredentialLookup`], e.g. a `HashMap`) plug in through [`SyncStore`].
+/// dispatch costs no allocation). Every synchronous [`CredentialLookup`] (a `HashMap`, a
+/// closure) is a `CredentialStore` already.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -99,69 +97,14 @@ pub trait CredentialStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Arc<Credential>>, StoreError>> + Send;
 }
 
-/// A boxed `Send` future, as returned by [`DynCredentialStore::get_boxed`]. Crate-private:
-/// the public signature spells the type out.
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The object-safe form of [`CredentialStore`], for stores chosen at run time.
-///
-/// Every `CredentialStore` is one; `Arc<dyn DynCredentialStore>` is a `CredentialStore`
-/// again (at the price of one allocation per lookup).
-///
-/// ```
-/// use std::sync::Arc;
-/// use jg_hmac::tower::{DynCredentialStore, InMemoryCredentialStore, VerifyLayer};
-/// let store: Arc<dyn DynCredentialStore> = Arc::new(InMemoryCredentialStore::new());
-/// let layer = VerifyLayer::new(store);
-/// # let _ = layer;
-/// ```
-pub trait DynCredentialStore: Send + Sync + 'static {
-    /// [`CredentialStore::get`], boxed.
-    ///
-    /// # Errors
-    /// As [`CredentialStore::get`].
-    #[allow(clippy::type_complexity)]
-    fn get_boxed<'a>(
-        &'a self,
-        client_id: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<Arc<Credential>>, StoreError>> + Send + 'a>>;
-}
-
-impl<T: CredentialStore> DynCredentialStore for T {
-    fn get_boxed<'a>(
-        &'a self,
-        client_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Arc<Credential>>, StoreError>> {
-        Box::pin(self.get(client_id))
-    }
-}
-
-impl CredentialStore for Arc<dyn DynCredentialStore> {
-    async fn get(&self, client_id: &str) -> Result<Option<Arc<Credential>>, StoreError> {
-        (**self).get_boxed(client_id).await
-    }
-}
-
-/// Adapts a synchronous [`CredentialLookup`] (a `HashMap`, a closure) into a
-/// [`CredentialStore`] that never fails.
-///
-/// ```
-/// use std::{collections::HashMap, sync::Arc};
-/// use jg_hmac::Credential;
-/// use jg_hmac::tower::{SyncStore, VerifyLayer};
-/// let map: HashMap<String, Arc<Credential>> = HashMap::new();
-/// let layer = VerifyLayer::new(SyncStore(map));
-/// # let _ = layer;
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct SyncStore<L>(pub L);
-
-impl<L: CredentialLookup + Send + Sync + 'static> CredentialStore for SyncStore<L> {
+/// Every synchronous [`CredentialLookup`] (a `HashMap`, a closure, an
+/// [`InMemoryCredentialStore`]) is a `CredentialStore` that never fails.
+impl<L: CredentialLookup + Send + Sync + 'static> CredentialStore for L {
     fn get(
         &self,
         client_id: &str,
     ) -> impl Future<Output = Result<Option<Arc<Credential>>, StoreError>> + Send {
-        ready(Ok(self.0.lookup(client_id)))
+        ready(Ok(self.lookup(client_id)))
     }
 }
 
@@ -190,10 +133,10 @@ type Snapshot = HashMap<String, Arc<Credential>>;
 /// let store = InMemoryCredentialStore::new();
 /// store.insert(Credential::new("jk_live_example").with_key(SigningKey::new("2025", &Secret::from("old"))));
 /// store.add_key("jk_live_example", SigningKey::new("2026", &Secret::from("new")));
-/// assert_eq!(store.credential("jk_live_example").unwrap().keys().len(), 2);
+/// assert_eq!(store.lookup("jk_live_example").unwrap().keys().len(), 2);
 /// assert!(store.revoke_key("jk_live_example", "2025"));
 /// assert!(store.revoke_client("jk_live_example"));
-/// assert!(store.credential("jk_live_example").is_none());
+/// assert!(store.lookup("jk_live_example").is_none());
 /// ```
 #[derive(Clone, Default)]
 pub struct InMemoryCredentialStore {
@@ -231,15 +174,6 @@ impl InMemoryCredentialStore {
         let store = Self::new();
         store.replace_all(credentials);
         store
-    }
-
-    /// The credential of `client_id` in the current snapshot.
-    ///
-    /// ```
-    /// assert!(jg_hmac::tower::InMemoryCredentialStore::new().credential("x").is_none());
-    /// ```
-    pub fn credential(&self, client_id: &str) -> Option<Arc<Credential>> {
-        self.inner.snapshot.load().get(client_id).cloned()
     }
 
     /// Number of clients.
@@ -280,7 +214,7 @@ impl InMemoryCredentialStore {
     /// use jg_hmac::SigningKey;
     /// let store = jg_hmac::tower::InMemoryCredentialStore::new();
     /// store.add_key("jk_live_a", SigningKey::new("k1", &"s".into()).with_validity(Some(1_800_000_000), None));
-    /// assert_eq!(store.credential("jk_live_a").unwrap().keys()[0].id(), "k1");
+    /// assert_eq!(store.lookup("jk_live_a").unwrap().keys()[0].id(), "k1");
     /// ```
     pub fn add_key(&self, client_id: &str, key: SigningKey) {
         self.update(|map| {
@@ -335,7 +269,7 @@ impl InMemoryCredentialStore {
     /// let store = jg_hmac::tower::InMemoryCredentialStore::new();
     /// store.replace_all([jg_hmac::Credential::new("jk_live_a")]);
     /// store.replace_all([jg_hmac::Credential::new("jk_live_b")]);
-    /// assert!(store.credential("jk_live_a").is_none() && store.credential("jk_live_b").is_some());
+    /// assert!(store.lookup("jk_live_a").is_none() && store.lookup("jk_live_b").is_some());
     /// ```
     pub fn replace_all(&self, credentials: impl IntoIterator<Item = Credential>) {
         let map: Snapshot = credentials
@@ -370,17 +304,10 @@ impl fmt::Debug for InMemoryCredentialStore {
     }
 }
 
+/// The credential of a client id in the current snapshot.
 impl CredentialLookup for InMemoryCredentialStore {
     fn lookup(&self, client_id: &str) -> Option<Arc<Credential>> {
-        self.credential(client_id)
-    }
-}
-
-impl CredentialStore for InMemoryCredentialStore {
-    fn get(
-        &self,
-        client_id: &str,
-    ) -> impl Future<Output = Result<Option<Arc<Credential>>, StoreError>> + Send {
-        ready(Ok(self.credential(client_id)))
+        let snapshot = self.inner.snapshot.load();
+        Snapshot::get(&snapshot, client_id).cloned()
     }
 }

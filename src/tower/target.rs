@@ -7,32 +7,26 @@ use http::{Request, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// The request's URI as it was when [`OriginalTargetLayer`] saw it: what the client sent,
-/// when that layer is the outermost. [`VerifyLayer`](super::VerifyLayer) verifies this
-/// path and query when the extension is present.
-///
-/// ```
-/// use jg_hmac::tower::OriginalTarget;
-/// let mut request = http::Request::get("/v1/ping/").body(()).unwrap();
-/// let sent = request.uri().clone();
-/// request.extensions_mut().insert(OriginalTarget(sent));
-/// *request.uri_mut() = "/v1/ping".parse().unwrap(); // e.g. NormalizePath
-/// assert_eq!(request.extensions().get::<OriginalTarget>().unwrap().0.path(), "/v1/ping/");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OriginalTarget(pub Uri);
+/// The URI the client sent, recorded by [`OriginalTarget`]; the verifying layer checks
+/// its path and query when present. Private: only this module writes it.
+#[derive(Clone, Debug)]
+struct SentTarget(Uri);
 
 /// Keeps the request-target as received, for a [`VerifyLayer`](super::VerifyLayer)
 /// further in, when middleware between them rewrites the URI.
 ///
 /// Place it **outermost**, around every layer that may change the URI (tower-http's
-/// `NormalizePath`, a prefix-stripping proxy layer): it stores the URI it receives in
-/// the request's extensions as [`OriginalTarget`], unless an outer one already did.
-/// Without it, a rewriting layer outside the router makes the verifying layer check the
-/// rewritten path: a signature over `/v1/ping` is then accepted for `/v1/ping/`,
-/// `//v1/ping` and every other spelling that normalises to it, and a partner who signed
-/// the path as sent is refused. Inside an axum `Router` (`nest`, `nest_service`,
-/// `route_layer`) it is not needed: the layer reads axum's `OriginalUri`.
+/// `NormalizePath`, a prefix-stripping proxy layer). Without it, a rewriting layer outside
+/// the router makes the verifying layer check the rewritten path: a signature over
+/// `/v1/ping` is then accepted for `/v1/ping/`, `//v1/ping` and every other spelling that
+/// normalises to it, and a partner who signed the path as sent is refused. Inside an axum
+/// `Router` (`nest`, `nest_service`, `route_layer`) it is not needed: the layer reads
+/// axum's `OriginalUri`.
+///
+/// It cannot be misplaced into trusting a stripped path: it records the first URI it
+/// sees for a request, and inside an axum `Router` (where axum has already recorded the
+/// URI as received in `OriginalUri`) it records that one, never the path a nested router
+/// stripped its prefix from.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -46,20 +40,21 @@ pub struct OriginalTarget(pub Uri);
 /// // tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash().layer(api):
 /// let rewritten = api;
 /// let app = OriginalTargetLayer.layer(rewritten);
-/// # let _ = app;
+/// assert!(format!("{app:?}").starts_with("OriginalTarget"));
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OriginalTargetLayer;
 
 impl<S> Layer<S> for OriginalTargetLayer {
-    type Service = KeepOriginalTarget<S>;
+    type Service = OriginalTarget<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        KeepOriginalTarget { inner }
+        OriginalTarget { inner }
     }
 }
 
-/// The [`Service`] made by [`OriginalTargetLayer`].
+/// The [`Service`] made by [`OriginalTargetLayer`]: records the request-target as
+/// received, then calls `inner`.
 ///
 /// ```
 /// use jg_hmac::tower::OriginalTargetLayer;
@@ -68,11 +63,11 @@ impl<S> Layer<S> for OriginalTargetLayer {
 /// assert_eq!(*service.get_ref(), 7);
 /// ```
 #[derive(Clone, Debug)]
-pub struct KeepOriginalTarget<S> {
+pub struct OriginalTarget<S> {
     inner: S,
 }
 
-impl<S> KeepOriginalTarget<S> {
+impl<S> OriginalTarget<S> {
     /// The inner service.
     ///
     /// ```
@@ -85,7 +80,7 @@ impl<S> KeepOriginalTarget<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for KeepOriginalTarget<S>
+impl<S, B> Service<Request<B>> for OriginalTarget<S>
 where
     S: Service<Request<B>>,
 {
@@ -98,24 +93,35 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if request.extensions().get::<OriginalTarget>().is_none() {
-            let uri = request.uri().clone();
-            request.extensions_mut().insert(OriginalTarget(uri));
+        if request.extensions().get::<SentTarget>().is_none() {
+            let sent = router_received(request.extensions())
+                .unwrap_or_else(|| request.uri())
+                .clone();
+            request.extensions_mut().insert(SentTarget(sent));
         }
         self.inner.call(request)
     }
 }
 
-/// The URI whose path and query the client signed: [`OriginalTarget`], else axum's
-/// `OriginalUri` (set by the outermost `Router` before nesting strips a prefix), else
-/// the request's own.
+/// The URI an enclosing axum `Router` received, before any nesting stripped a prefix.
+#[cfg(feature = "axum")]
+fn router_received(extensions: &http::Extensions) -> Option<&Uri> {
+    extensions
+        .get::<axum::extract::OriginalUri>()
+        .map(|axum::extract::OriginalUri(uri)| uri)
+}
+
+#[cfg(not(feature = "axum"))]
+fn router_received(_: &http::Extensions) -> Option<&Uri> {
+    None
+}
+
+/// The URI whose path and query the client signed: the one [`OriginalTarget`] recorded,
+/// else axum's `OriginalUri` (set by the outermost `Router` before nesting strips a
+/// prefix), else the request's own.
 pub(super) fn sent_uri(parts: &http::request::Parts) -> &Uri {
-    if let Some(OriginalTarget(uri)) = parts.extensions.get() {
+    if let Some(SentTarget(uri)) = parts.extensions.get() {
         return uri;
     }
-    #[cfg(feature = "axum")]
-    if let Some(axum::extract::OriginalUri(uri)) = parts.extensions.get() {
-        return uri;
-    }
-    &parts.uri
+    router_received(&parts.extensions).unwrap_or(&parts.uri)
 }

@@ -1,0 +1,203 @@
+//! The request path: every decision about one request, in order, in one function.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header;
+use http::request::Parts;
+use http_body::Body;
+
+use crate::Environment;
+use crate::credential::Credential;
+use crate::diagnose::{Diagnosis, Received, diagnose_key};
+use crate::error::{Error, LimitKind};
+use crate::request::SignedRequest;
+use crate::signature::{ContentHash, Signature};
+use crate::verifier::{Prepared, Verified};
+
+use super::body::{BodyError, read_to_limit};
+use super::event::Lookup;
+use super::replay::AsyncReplayGuard;
+use super::response::Diagnostics;
+use super::settings::Settings;
+use super::store::{CredentialStore, StoreError};
+use super::target::sent_uri;
+
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An accepted request: who signed it, the bytes that were verified, and the time of the
+/// decision.
+pub(super) struct Accepted {
+    pub(super) verified: Verified,
+    pub(super) body: Bytes,
+    pub(super) now: u64,
+}
+
+/// A refused request: why, and when it was decided.
+pub(super) struct Refusal {
+    pub(super) error: Error,
+    pub(super) now: u64,
+    /// Sandbox diagnostics of an `invalid_signature`.
+    pub(super) diagnostics: Option<Diagnostics>,
+}
+
+/// The request's facts, gathered once as the request path learns them, for the event
+/// the observers are given (whatever the outcome).
+#[derive(Default)]
+pub(super) struct Facts<'a> {
+    pub(super) client_id: Option<&'a str>,
+    pub(super) timestamp: Option<u64>,
+    pub(super) signature: Option<Signature>,
+    /// Whether the store was asked about `client_id`, and knew it.
+    pub(super) known: Option<bool>,
+    /// The credential store lookup, if one was made.
+    pub(super) lookup: Option<Lookup>,
+    pub(super) store_error: Option<StoreError>,
+}
+
+/// Every check of one request, in order (SPEC.md §6):
+/// 1. the head against the clock read on arrival (headers, content type, window, query
+///    limits), the client id's environment and a declared `Content-Length`;
+/// 2. the credential lookup, and the client it names (unknown or revoked is refused
+///    before the body is read);
+/// 3. the body, up to the limit;
+/// 4. against the clock read once the body is complete: the window again, the keys'
+///    validity, the signature, and the replay guard.
+pub(super) async fn authorize<'p, S, R, B>(
+    settings: &Settings<S, R>,
+    parts: &'p Parts,
+    body: B,
+    facts: &mut Facts<'p>,
+) -> Result<Accepted, Refusal>
+where
+    S: CredentialStore,
+    R: AsyncReplayGuard,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let arrived = settings.clock.now();
+    let refuse = |error, now| Refusal {
+        error,
+        now,
+        diagnostics: None,
+    };
+    let request = SignedRequest::from_http(&parts.method, sent_uri(parts), &parts.headers);
+    let prepared = match settings.verifier.prepare(&request, arrived) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            facts.client_id = request.headers.claimed_client_id();
+            facts.timestamp = request.headers.claimed_timestamp();
+            return Err(refuse(e, arrived));
+        }
+    };
+    facts.client_id = Some(prepared.client_id());
+    facts.timestamp = Some(prepared.timestamp());
+    facts.signature = Some(*prepared.signature());
+
+    // A client id of another environment is answered like an unknown one, unlooked-up.
+    let other_env = settings
+        .environment
+        .is_some_and(|env| Environment::of(prepared.client_id()) != Some(env));
+    let credential = if other_env {
+        None
+    } else {
+        if declared_length(parts).is_some_and(|len| len > settings.body_limit as u64) {
+            return Err(refuse(Error::TooLarge(LimitKind::Body), arrived));
+        }
+        lookup(settings, prepared.client_id(), facts)
+            .await
+            .map_err(|()| refuse(Error::CredentialStoreUnavailable, arrived))?
+    };
+    facts.known = Some(credential.is_some());
+    settings
+        .verifier
+        .check_client(&prepared, credential.as_deref(), arrived)
+        .map_err(|e| refuse(e, arrived))?;
+
+    let bytes = read_to_limit(body, settings.body_limit)
+        .await
+        .map_err(|e| {
+            let error = match e {
+                BodyError::TooLarge => Error::TooLarge(LimitKind::Body),
+                BodyError::Unreadable => Error::MalformedBody,
+            };
+            refuse(error, settings.clock.now())
+        })?;
+
+    // The request is complete: every decision from here is taken at this time.
+    let now = settings.clock.now();
+    let content = ContentHash::of(&bytes);
+    let kept = settings.diagnostics.then(|| credential.clone()).flatten();
+    let verified = settings
+        .verifier
+        .finish(&prepared, credential, &content, now)
+        .map_err(|error| Refusal {
+            diagnostics: (settings.diagnostics && error == Error::InvalidSignature).then(|| {
+                Diagnostics {
+                    string_to_sign: prepared.string_to_sign(&content),
+                    hint: kept
+                        .as_deref()
+                        .and_then(|c| hint(c, &request, &prepared, &bytes, now)),
+                }
+            }),
+            ..refuse(error, now)
+        })?;
+    let expires_at = prepared
+        .timestamp()
+        .saturating_add(settings.verifier.replay_horizon());
+    settings
+        .guard
+        .check_and_record(prepared.client_id(), prepared.signature(), expires_at, now)
+        .await
+        .map_err(|e| refuse(e, now))?;
+    Ok(Accepted {
+        verified,
+        body: bytes,
+        now,
+    })
+}
+
+/// The credential store's answer for `client_id`, recorded in `facts` (timed when an
+/// observer wants timings). `Err` when the store failed.
+async fn lookup<S: CredentialStore, R>(
+    settings: &Settings<S, R>,
+    client_id: &str,
+    facts: &mut Facts<'_>,
+) -> Result<Option<Arc<Credential>>, ()> {
+    let started = settings.observers.timed().then(Instant::now);
+    let found = settings.store.get(client_id).await;
+    facts.lookup = Some(Lookup {
+        elapsed: started.map(|t| t.elapsed()),
+        failed: found.is_err(),
+    });
+    found.map_err(|e| facts.store_error = Some(e))
+}
+
+/// The code of the typical partner mistake that reproduces the sent signature under the
+/// first key active at `now` (sandbox diagnostics only; never part of the decision).
+fn hint(
+    credential: &Credential,
+    request: &SignedRequest<'_>,
+    prepared: &Prepared<'_>,
+    body: &[u8],
+    now: u64,
+) -> Option<&'static str> {
+    let key = credential.keys().iter().find(|k| k.is_active_at(now))?;
+    let timestamp = prepared.timestamp_text();
+    let received = Received::new(request.method(), request.target(), timestamp, body);
+    match diagnose_key(key, &received, prepared.signature()) {
+        Diagnosis::None | Diagnosis::Unknown => None,
+        found => Some(found.code()),
+    }
+}
+
+/// `Content-Length` as declared, when it is one number.
+fn declared_length(parts: &Parts) -> Option<u64> {
+    let mut values = parts.headers.get_all(header::CONTENT_LENGTH).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()?.trim().parse().ok()
+}

@@ -1,0 +1,37 @@
+//! What every service made by one [`VerifyLayer`](super::VerifyLayer) shares: the store,
+//! the replay guard, the verifier, the clock and the observers.
+
+use std::fmt;
+
+use crate::Environment;
+use crate::clock::Clock;
+use crate::verifier::Verifier;
+
+use super::observe::Observers;
+
+/// The settings of one layer, shared (behind an `Arc`) by every route and connection it
+/// wraps. Built by [`VerifyLayerBuilder`](super::VerifyLayerBuilder).
+pub(super) struct Settings<S, R> {
+    pub(super) store: S,
+    pub(super) guard: R,
+    pub(super) verifier: Verifier,
+    pub(super) clock: Box<dyn Clock>,
+    pub(super) body_limit: usize,
+    pub(super) environment: Option<Environment>,
+    pub(super) diagnostics: bool,
+    /// Above this absolute skew (seconds), an accepted request's response says so.
+    pub(super) skew_warning: Option<u64>,
+    pub(super) observers: Observers,
+}
+
+impl<S, R> fmt::Debug for Settings<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("verifier", &self.verifier)
+            .field("body_limit", &self.body_limit)
+            .field("environment", &self.environment)
+            .field("diagnostics", &self.diagnostics)
+            .field("skew_warning", &self.skew_warning)
+            .finish_non_exhaustive()
+    }
+}
