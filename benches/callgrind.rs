@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
-use jg_hmac::{AuthHeaders, CanonicalRequest, ContentHash, Credential, Secret, Target, Verifier};
+use jg_hmac::{CanonicalRequest, ContentHash, Credential, Secret, SignedRequest, Target, Verifier};
 use sha2::{Digest, Sha256};
 
 const SECRET: &str = "s3cr3t_test_key_justgold";
@@ -81,12 +81,10 @@ fn run_verify(
 ) -> usize {
     let mut ok = 0;
     for _ in 0..iterations {
-        let headers = AuthHeaders::from_pairs(black_box(pairs));
+        let headers = black_box(pairs);
         let verified = verifier.verify(
             store,
-            case.method,
-            Target::parse(black_box(case.target)),
-            &headers,
+            &SignedRequest::new(case.method, Target::parse(black_box(case.target)), headers),
             &ContentHash::of(black_box(case.body)),
             case.timestamp,
         );

@@ -36,8 +36,8 @@ use aws_sigv4::sign::v4;
 use criterion::Criterion;
 use hmac::{Hmac, KeyInit};
 use jg_hmac::{
-    AuthHeaders, CanonicalQuery, CanonicalRequest, ContentHash, Credential, Secret, Signer, Target,
-    Verifier,
+    CanonicalQuery, CanonicalRequest, ContentHash, Credential, Secret, SignedRequest, Signer,
+    Target, Verifier,
 };
 use sha2::Sha256;
 
@@ -144,12 +144,10 @@ fn bench_verify(c: &mut Criterion, id: &str, case: &Case) {
     let verifier = Verifier::new();
     let pairs = case.header_pairs();
     let run = || {
-        let headers = AuthHeaders::from_pairs(black_box(pairs));
+        let headers = black_box(pairs);
         verifier.verify(
             &store,
-            case.method,
-            Target::parse(black_box(&case.target)),
-            &headers,
+            &SignedRequest::new(case.method, Target::parse(black_box(&case.target)), headers),
             &ContentHash::of(black_box(&case.body)),
             case.timestamp,
         )

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use criterion::Criterion;
 use hmac::{Hmac, KeyInit};
 use jg_hmac::{
-    AuthHeaders, CanonicalRequest, ContentHash, Credential, CredentialLookup, Secret, Target,
+    CanonicalRequest, ContentHash, Credential, CredentialLookup, Secret, SignedRequest, Target,
     Verifier,
 };
 use sha2::Sha256;
@@ -64,9 +64,12 @@ fn main() {
         Arc::new(Credential::new(CLIENT_ID).with_secret(&Secret::from(SECRET))),
     );
     let verifier = Verifier::new();
-    let headers = AuthHeaders::from_pairs(pairs);
+    let headers = pairs;
     let prepared = verifier
-        .prepare("GET", Target::parse(TARGET), &headers, NOW)
+        .prepare(
+            &SignedRequest::new("GET", Target::parse(TARGET), headers),
+            NOW,
+        )
         .unwrap();
     let credential = store.lookup(CLIENT_ID).unwrap();
     let mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -78,13 +81,11 @@ fn main() {
     });
     c.bench_function("verify/get", |b| {
         b.iter(|| {
-            let headers = AuthHeaders::from_pairs(black_box(pairs));
+            let headers = black_box(pairs);
             verifier
                 .verify(
                     &store,
-                    "GET",
-                    Target::parse(black_box(TARGET)),
-                    &headers,
+                    &SignedRequest::new("GET", Target::parse(black_box(TARGET)), headers),
                     &ContentHash::of(black_box(b"")),
                     NOW,
                 )
@@ -92,7 +93,7 @@ fn main() {
         });
     });
     c.bench_function("stage/headers", |b| {
-        b.iter(|| AuthHeaders::from_pairs(black_box(pairs)));
+        b.iter(|| SignedRequest::new("GET", Target::parse(TARGET), black_box(pairs)));
     });
     c.bench_function("stage/target", |b| {
         b.iter(|| Target::parse(black_box(TARGET)));
@@ -101,9 +102,7 @@ fn main() {
         b.iter(|| {
             verifier
                 .prepare(
-                    "GET",
-                    Target::parse(black_box(TARGET)),
-                    black_box(&headers),
+                    &SignedRequest::new("GET", Target::parse(black_box(TARGET)), headers),
                     NOW,
                 )
                 .is_ok()

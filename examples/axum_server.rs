@@ -36,7 +36,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use jg_hmac::tower::{
-    Authenticated, CredentialStore, InMemoryCredentialStore, RequireScope, VerifyLayer,
+    Authenticated, CredentialStore, InMemoryCredentialStore, RequireScopeLayer, VerifyLayer,
 };
 use jg_hmac::{Credential, InMemoryReplayGuard, Secret};
 use serde_json::{Value, json};
@@ -90,7 +90,7 @@ fn router<S: CredentialStore>(store: S) -> Router {
 
     Router::new()
         .route("/v1/transactions/buy", post(buy))
-        .route_layer(RequireScope::new("transactions:write")) // 403 insufficient_scope
+        .route_layer(RequireScopeLayer::new("transactions:write")) // 403 insufficient_scope
         .route("/v1/health/secure", get(secure_health))
         .layer(verify) // every route above is verified
         .route("/v1/health", get(|| async { "ok" }))

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jg_hmac::{
-    CanonicalRequest, ContentHash, Credential, Secret, Signer, Target, Verifier, VisibleNewlines,
+    CanonicalRequest, ContentHash, Credential, Secret, SignedRequest, Signer, SigningKey, Target,
+    Verifier, VisibleNewlines,
 };
 
 fn main() -> Result<(), jg_hmac::Error> {
@@ -41,11 +42,15 @@ fn main() -> Result<(), jg_hmac::Error> {
     // --- Server side: verify against a credential store. ---
     let store = HashMap::from([(
         client_id.to_owned(),
-        Arc::new(Credential::new(client_id).with_secret(&secret)),
+        Arc::new(Credential::new(client_id).with_key(SigningKey::new("k1", &secret))),
     )]);
     let verifier = Verifier::new();
     let now = timestamp + 2; // the server's clock, two seconds later
-    let verified = verifier.verify_request(&store, &request, now)?;
+    let verify = |request: &http::Request<Vec<u8>>| {
+        let content = ContentHash::of(request.body());
+        verifier.verify(&store, &SignedRequest::from(request), &content, now)
+    };
+    let verified = verify(&request)?;
     println!(
         "\nVerified: client {} (key {}).",
         verified.client_id(),
@@ -57,7 +62,7 @@ fn main() -> Result<(), jg_hmac::Error> {
     *tampered.uri_mut() = "/v1/ping?z=two&z=three&version=2&a=hello"
         .parse()
         .map_err(|_| jg_hmac::Error::InvalidSignature)?;
-    match verifier.verify_request(&store, &tampered, now) {
+    match verify(&tampered) {
         Ok(_) => {
             println!("Tampered request was accepted: this must never happen.");
             std::process::exit(1);

@@ -17,7 +17,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use allocation_counter::{AllocationInfo, measure};
-use jg_hmac::{AuthHeaders, ContentHash, Credential, Secret, Signer, SigningKey, Target, Verifier};
+use jg_hmac::{
+    ContentHash, Credential, Secret, SignedRequest, Signer, SigningKey, Target, Verifier,
+};
 
 const SECRET: &str = "s3cr3t_test_key_justgold";
 const CLIENT_ID: &str = "jk_live_example";
@@ -122,12 +124,10 @@ fn measure_verify(
     let pairs = req.header_pairs();
     let mut outcome = None;
     let info = measure(|| {
-        let headers = AuthHeaders::from_pairs(black_box(pairs));
+        let headers = black_box(pairs);
         let result = verifier.verify(
             store,
-            req.method,
-            Target::parse(black_box(&req.target)),
-            &headers,
+            &SignedRequest::new(req.method, Target::parse(black_box(&req.target)), headers),
             &ContentHash::of(black_box(&req.body)),
             now,
         );
@@ -239,9 +239,12 @@ fn prepare_and_finish_allocate_nothing_up_to_32_pairs() {
         let pairs = req.header_pairs();
         let mut matched = None;
         let info = measure(|| {
-            let headers = AuthHeaders::from_pairs(black_box(pairs));
+            let headers = black_box(pairs);
             let prepared = verifier
-                .prepare(req.method, Target::parse(&req.target), &headers, TS)
+                .prepare(
+                    &SignedRequest::new(req.method, Target::parse(&req.target), headers),
+                    TS,
+                )
                 .unwrap();
             let content = ContentHash::of(black_box(&req.body));
             matched = Some(
@@ -256,7 +259,7 @@ fn prepare_and_finish_allocate_nothing_up_to_32_pairs() {
 }
 
 #[test]
-fn verify_request_allocates_nothing_up_to_32_pairs() {
+fn verifying_an_http_request_allocates_nothing_up_to_32_pairs() {
     let (store, verifier) = (store(), Verifier::new());
     for req in requests_up_to_inline() {
         let request = req.http();
@@ -264,7 +267,12 @@ fn verify_request_allocates_nothing_up_to_32_pairs() {
         let info = measure(|| {
             result = Some(
                 verifier
-                    .verify_request(&store, black_box(&request), TS)
+                    .verify(
+                        &store,
+                        &SignedRequest::from(black_box(&request)),
+                        &ContentHash::of(request.body()),
+                        TS,
+                    )
                     .map(|_| ()),
             );
         });

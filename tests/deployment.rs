@@ -324,6 +324,30 @@ async fn under_route_layer_nested_the_path_as_sent_is_verified() {
     open.send(addr).await.assert_ok();
 }
 
+/// `OriginalTargetLayer` misplaced inside a nested router (where it is not needed) must
+/// not make the verifier trust the path the nesting stripped: it records what the outer
+/// router received. On the old code a signature over `/ping` passed at `/v1/ping` and at
+/// `/other-prefix/ping`.
+#[tokio::test]
+async fn original_target_layer_inside_a_nested_router_keeps_the_path_as_sent() {
+    let clock = TestClock::new(T0);
+    let nested = || api().layer(layer(&clock)).layer(OriginalTargetLayer);
+    let app = Router::new()
+        .nest("/v1", nested())
+        .nest("/other-prefix", nested());
+    let addr = serve(app).await;
+    for sent in ["/v1/ping", "/other-prefix/ping"] {
+        signed("GET", "/ping", sent, b"", T0, ME)
+            .send(addr)
+            .await
+            .assert_refused(401, "invalid_signature");
+        signed("GET", sent, sent, b"", T0, ME)
+            .send(addr)
+            .await
+            .assert_ok();
+    }
+}
+
 /// `NormalizePath` wrapped around the router rewrites the URI before the router, and so
 /// before the layer. With `OriginalTargetLayer` outermost, the path as sent is verified.
 #[tokio::test]

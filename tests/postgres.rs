@@ -306,7 +306,7 @@ fn app<S: CredentialStore + Clone>(store: S) -> Router {
                     "{} {} {}",
                     who.client_id(),
                     who.key_id(),
-                    who.scopes().join(",")
+                    who.credential().scopes().join(",")
                 )
             }),
         )

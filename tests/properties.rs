@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jg_hmac::{
-    AuthHeaders, CanonicalQuery, ContentHash, Credential, Secret, Signer, Target, Verifier,
+    CanonicalQuery, ContentHash, Credential, Secret, SignedRequest, Signer, Target, Verifier,
 };
 use proptest::prelude::*;
 
@@ -80,16 +80,14 @@ struct Wire {
 }
 
 fn verify(verifier: &Verifier, store: &HashMap<String, Arc<Credential>>, w: &Wire) -> String {
-    let headers = AuthHeaders::from_pairs([
+    let headers = [
         (&b"X-Client-Id"[..], &w.client_id[..]),
         (b"X-Timestamp", &w.timestamp[..]),
         (b"X-Signature", &w.signature[..]),
-    ]);
+    ];
     match verifier.verify(
         store,
-        &w.method,
-        Target::parse_bytes(&w.target),
-        &headers,
+        &SignedRequest::new(&w.method, Target::parse_bytes(&w.target), headers),
         &ContentHash::of(&w.body),
         NOW,
     ) {
@@ -262,8 +260,8 @@ proptest! {
             .with_content_types(["application/json"])
             .with_hidden_unknown_clients(hide)
             .with_window(u64::MAX);
-        let auth = AuthHeaders::from_pairs(headers.iter().map(|(n, v)| (n.as_bytes(), &v[..])));
-        let result = verifier.verify(&store, &method, Target::parse_bytes(&target), &auth, &ContentHash::of(&body), now);
+        let auth = headers.iter().map(|(n, v)| (n.as_bytes(), &v[..]));
+        let result = verifier.verify(&store, &SignedRequest::new(&method, Target::parse_bytes(&target), auth), &ContentHash::of(&body), now);
         // Without the secret, random input never verifies.
         prop_assert!(result.is_err());
     }

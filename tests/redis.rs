@@ -182,7 +182,7 @@ async fn inspector(server: &RedisServer) -> redis::aio::MultiplexedConnection {
 struct Ok200;
 
 impl Service<Request<VerifiedBody>> for Ok200 {
-    type Response = Response<VerifiedBody>;
+    type Response = Response<Full<Bytes>>;
     type Error = Infallible;
     type Future = Ready<Result<Self::Response, Infallible>>;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, RequireScope, VerifyLayer};
+use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, RequireScopeLayer, VerifyLayer};
 use jg_hmac::{Clock, Credential, Secret, Signer, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -71,13 +71,13 @@ fn app() -> Router {
             "/v1/transactions/buy",
             post(|who: Authenticated| async move { format!("bought for {}", who.client_id()) }),
         )
-        .route_layer(RequireScope::new("transactions:write"))
+        .route_layer(RequireScopeLayer::new("transactions:write"))
         .route("/v1/prices", get(|| async { "prices" }))
         .layer(VerifyLayer::new(store))
         // Misconfigured on purpose: guarded, but outside the verifying layer.
         .route(
             "/v1/unverified",
-            get(|| async { "must not run" }).route_layer(RequireScope::new("admin")),
+            get(|| async { "must not run" }).route_layer(RequireScopeLayer::new("admin")),
         )
 }
 

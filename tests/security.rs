@@ -12,9 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jg_hmac::{
-    AuthHeaders, CanonicalRequest, ContentHash, Credential, Error, HeaderKind, InMemoryReplayGuard,
-    LimitKind, Limits, MAX_TIMESTAMP_DIGITS, ReplayGuard, Secret, Signer, SigningKey, Target,
-    Verifier,
+    CanonicalRequest, ContentHash, Credential, Error, HeaderKind, InMemoryReplayGuard, LimitKind,
+    Limits, ReplayGuard, Secret, SignedRequest, Signer, SigningKey, Target, Verifier,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -42,17 +41,15 @@ fn verify_with(
     signature: &[u8],
     body: &[u8],
 ) -> Result<(), Error> {
-    let headers = AuthHeaders::from_pairs([
+    let headers = [
         (&b"X-Client-Id"[..], client),
         (b"X-Timestamp", timestamp),
         (b"X-Signature", signature),
-    ]);
+    ];
     verifier
         .verify(
             lookup,
-            "GET",
-            Target::parse(target),
-            &headers,
+            &SignedRequest::new("GET", Target::parse(target), headers),
             &ContentHash::of(body),
             NOW,
         )
@@ -131,16 +128,14 @@ fn empty_truncated_or_overlong_signature_never_verifies() {
 
     // Missing altogether.
     let ts = NOW.to_string();
-    let headers = AuthHeaders::from_pairs([
+    let headers = [
         (&b"X-Client-Id"[..], CLIENT.as_bytes()),
         (b"X-Timestamp", ts.as_bytes()),
-    ]);
+    ];
     let err = Verifier::new()
         .verify(
             &store(),
-            "GET",
-            Target::parse("/v1/ping"),
-            &headers,
+            &SignedRequest::new("GET", Target::parse("/v1/ping"), headers),
             &ContentHash::EMPTY,
             NOW,
         )
@@ -227,14 +222,17 @@ fn ct_probe() {
     let wrong = jg_hmac::Signature::from_bytes(bytes).to_hex();
     let verifier = Verifier::new().with_hidden_unknown_clients(hide);
     let timestamp = NOW.to_string();
-    let headers = AuthHeaders::from_pairs([
+    let headers = [
         (&b"X-Client-Id"[..], client.as_bytes()),
         (b"X-Timestamp", timestamp.as_bytes()),
         (b"X-Signature", wrong.as_bytes()),
-    ]);
+    ];
     let store = store();
     let prepared = verifier
-        .prepare("GET", Target::parse("/v1/ping"), &headers, NOW)
+        .prepare(
+            &SignedRequest::new("GET", Target::parse("/v1/ping"), headers),
+            NOW,
+        )
         .unwrap();
     let credential = store.get(prepared.client_id()).cloned();
     let result = verifier.finish(&prepared, credential, &ContentHash::EMPTY, NOW);
@@ -259,16 +257,23 @@ fn formatting_never_shows_secret_or_full_signature() {
         let credential = credential.clone();
         move |_: &str| Some(credential.clone())
     };
-    let headers = AuthHeaders::from_pairs([
+    let headers = [
         (&b"X-Client-Id"[..], CLIENT.as_bytes()),
         (b"X-Timestamp", signed.timestamp().as_bytes()),
         (b"X-Signature", sig_hex.as_bytes()),
-    ]);
+    ];
     let verifier = Verifier::new().with_hidden_unknown_clients(true);
     let target = Target::parse("/v1/ping?a=1");
-    let prepared = verifier.prepare("GET", target, &headers, NOW).unwrap();
+    let prepared = verifier
+        .prepare(&SignedRequest::new("GET", target, headers), NOW)
+        .unwrap();
     let verified = verifier
-        .verify(&lookup, "GET", target, &headers, &ContentHash::EMPTY, NOW)
+        .verify(
+            &lookup,
+            &SignedRequest::new("GET", target, headers),
+            &ContentHash::EMPTY,
+            NOW,
+        )
         .unwrap();
     let guard = InMemoryReplayGuard::new(4);
     guard
@@ -414,14 +419,17 @@ fn query_limits_at_the_edge_and_just_past() {
 
     // Checked in `prepare`, which needs no secret and no body.
     let (ts, zeros) = (NOW.to_string(), "0".repeat(64));
-    let headers = AuthHeaders::from_pairs([
+    let headers = [
         (&b"X-Client-Id"[..], CLIENT.as_bytes()),
         (b"X-Timestamp", ts.as_bytes()),
         (b"X-Signature", zeros.as_bytes()),
-    ]);
+    ];
     assert_eq!(
         Verifier::new()
-            .prepare("GET", Target::parse(&past_len), &headers, NOW)
+            .prepare(
+                &SignedRequest::new("GET", Target::parse(&past_len), headers),
+                NOW
+            )
             .err(),
         Some(Error::TooLarge(LimitKind::QueryLength))
     );
@@ -433,7 +441,10 @@ fn query_limits_at_the_edge_and_just_past() {
     let verifier = Verifier::new().with_limits(small);
     let answer = |target: &str| {
         verifier
-            .prepare("GET", Target::parse(target), &headers, NOW)
+            .prepare(
+                &SignedRequest::new("GET", Target::parse(target), headers),
+                NOW,
+            )
             .map(|_| ())
     };
     assert_eq!(answer("/?a=1&b=2"), Ok(()));
@@ -452,22 +463,19 @@ fn query_limits_at_the_edge_and_just_past() {
 /// the value is small. No clock or window value overflows.
 #[test]
 fn timestamp_digits_at_the_edge_and_window_extremes() {
-    assert_eq!(MAX_TIMESTAMP_DIGITS, 18);
     let secret = Secret::from(SECRET);
     let request = CanonicalRequest::new("GET", Target::parse("/v1/ping"));
     let answer = |verifier: &Verifier, ts: &str, now: u64| {
         let sig = request.sign(&secret, ts, &ContentHash::EMPTY).to_hex();
-        let headers = AuthHeaders::from_pairs([
+        let headers = [
             (&b"X-Client-Id"[..], CLIENT.as_bytes()),
             (b"X-Timestamp", ts.as_bytes()),
             (b"X-Signature", sig.as_bytes()),
-        ]);
+        ];
         verifier
             .verify(
                 &store(),
-                "GET",
-                Target::parse("/v1/ping"),
-                &headers,
+                &SignedRequest::new("GET", Target::parse("/v1/ping"), headers),
                 &ContentHash::EMPTY,
                 now,
             )

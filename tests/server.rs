@@ -30,12 +30,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jg_hmac::Environment;
 use jg_hmac::tower::{
-    AsyncReplayGuard, Authenticated, CredentialStore, DynCredentialStore, InMemoryCredentialStore,
-    StoreError, VerifiedBody, VerifyLayer,
+    AsyncReplayGuard, Authenticated, CredentialStore, InMemoryCredentialStore, StoreError,
+    VerifiedBody, VerifyLayer,
 };
 use jg_hmac::{
-    CanonicalRequest, ContentHash, Credential, InMemoryReplayGuard, Secret, Signer, SigningKey,
-    Target, Verifier,
+    CanonicalRequest, ContentHash, Credential, CredentialLookup, InMemoryReplayGuard, Secret,
+    Signer, SigningKey, Target, Verifier,
 };
 use serde_json::{Value, json};
 use tower_layer::Layer;
@@ -96,7 +96,7 @@ where
                     json_reply(json!({
                         "clientId": who.client_id(),
                         "keyId": who.key_id(),
-                        "scopes": who.scopes(),
+                        "scopes": who.credential().scopes(),
                         "environment": format!("{:?}", who.environment()),
                         "timestamp": who.timestamp(),
                         "requestId": who.request_id(),
@@ -618,7 +618,7 @@ async fn keys_rotate_and_revoke_while_requests_flow() {
     let reply = c.send(old_signed(1)).await;
     assert_refused(&reply, 401, "invalid_signature", T0);
     for round in 0..20 {
-        let current = f.store.credential(CLIENT).unwrap();
+        let current = f.store.lookup(CLIENT).unwrap();
         f.store.replace_all([
             Credential::clone(&current),
             Credential::new(format!("jk_live_tmp{round}")).with_secret(&Secret::from("x")),
@@ -749,8 +749,7 @@ impl CredentialStore for BrokenStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_store_answers_503_without_detail() {
-    let store: Arc<dyn DynCredentialStore> = Arc::new(BrokenStore);
-    let layer = VerifyLayer::builder(store)
+    let layer = VerifyLayer::builder(BrokenStore)
         .clock(TestClock::new(T0).as_clock())
         .build();
     let c = TestClient::new(serve(app(layer, Arc::default())).await);
@@ -763,7 +762,7 @@ async fn a_failing_store_answers_503_without_detail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_types_outside_the_allow_list_get_415() {
-    let f = fixture(|b| b.content_types(["application/json"])).await;
+    let f = fixture(|b| b.verifier(Verifier::new().with_content_types(["application/json"]))).await;
     let c = &f.client;
     let mut request = c.signed(
         Method::POST,

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jg_hmac::{
-    AuthHeaders, CanonicalRequest, ContentHash, Credential, Error, InMemoryReplayGuard,
-    ReplayGuard, Secret, Signer, Target, Verifier,
+    CanonicalRequest, ContentHash, Credential, Error, InMemoryReplayGuard, ReplayGuard, Secret,
+    SignedRequest, Signer, Target, Verifier,
 };
 use serde_json::Value;
 
@@ -191,18 +191,15 @@ fn run_verification(v: &Value) -> Result<(), String> {
     let expected = str_field(v, "expected")?;
     let replay = v.get("replay").and_then(Value::as_bool).unwrap_or(false);
 
-    let auth = AuthHeaders::from_pairs(headers.iter().map(|h| (h.name.as_bytes(), &h.value[..])));
+    let request = SignedRequest::new(
+        method,
+        Target::parse_bytes(target.as_bytes()),
+        headers.iter().map(|h| (h.name.as_bytes(), &h.value[..])),
+    );
     let content = ContentHash::of(&body);
     let guard = InMemoryReplayGuard::new(16);
     let submit = || {
-        let verified = verifier.verify(
-            &store,
-            method,
-            Target::parse_bytes(target.as_bytes()),
-            &auth,
-            &content,
-            now,
-        )?;
+        let verified = verifier.verify(&store, &request, &content, now)?;
         if replay {
             let expires_at = verified.timestamp() + verifier.replay_horizon();
             guard.check_and_record(verified.client_id(), verified.signature(), expires_at, now)?;
@@ -226,7 +223,12 @@ fn run_verification(v: &Value) -> Result<(), String> {
     if !replay && let Some(http_request) = http_request_of(method, target, &headers, &body) {
         let got = outcome(
             verifier
-                .verify_request(&store, &http_request, now)
+                .verify(
+                    &store,
+                    &SignedRequest::from(&http_request),
+                    &ContentHash::of(http_request.body()),
+                    now,
+                )
                 .map(|_| ()),
         );
         if got != expected {

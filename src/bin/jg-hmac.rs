@@ -510,12 +510,9 @@ fn verify(args: &VerifyArgs) -> Result<Vec<u8>, EarlyExit> {
         only.is_none_or(|only| only == id)
             .then(|| Arc::new(Credential::new(id).with_secret(&secret)))
     };
-    let headers = request.auth_headers();
     match verifier.verify(
         &lookup,
-        request.method(),
-        request.target_parts(),
-        &headers,
+        &jg_hmac::SignedRequest::from(&request),
         &request.content_hash(),
         now,
     ) {
@@ -752,9 +749,7 @@ fn verify_at(request: &RawRequest<'_>, secret: &Secret, now: u64) -> String {
     let lookup = |id: &str| Some(Arc::new(Credential::new(id).with_secret(secret)));
     match Verifier::new().verify(
         &lookup,
-        request.method(),
-        request.target_parts(),
-        &request.auth_headers(),
+        &jg_hmac::SignedRequest::from(request),
         &request.content_hash(),
         now,
     ) {

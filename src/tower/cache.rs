@@ -475,6 +475,8 @@ impl<V> Slots<V> {
 #[cfg(test)]
 mod tests {
     use std::pin::pin;
+
+    use crate::credential::CredentialLookup;
     use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use std::task::{Context, Poll, Waker};
 
@@ -497,7 +499,7 @@ mod tests {
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::new("backend down"));
             }
-            Ok(self.inner.credential(client_id))
+            Ok(self.inner.lookup(client_id))
         }
     }
 
@@ -609,7 +611,7 @@ mod tests {
 
     impl CredentialStore for Arc<Gate> {
         async fn get(&self, client_id: &str) -> Result<Option<Arc<Credential>>, StoreError> {
-            let found = self.inner.credential(client_id);
+            let found = self.inner.lookup(client_id);
             std::future::poll_fn(|_| {
                 if self.released.load(Ordering::SeqCst) {
                     Poll::Ready(())
