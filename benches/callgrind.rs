@@ -18,7 +18,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
-use jg_hmac::{CanonicalRequest, ContentHash, Credential, Secret, SignedRequest, Target, Verifier};
+use jg_hmac::{
+    CanonicalRequest, ContentHash, Credential, Secret, SignedRequest, SigningKey, Target, Verifier,
+};
 use sha2::{Digest, Sha256};
 
 const SECRET: &str = "s3cr3t_test_key_justgold";
@@ -59,7 +61,7 @@ fn probe_verify(case: &Case, iterations: u64) -> usize {
     let mut store = HashMap::new();
     store.insert(
         CLIENT_ID.to_owned(),
-        Arc::new(Credential::new(CLIENT_ID).with_secret(&Secret::from(SECRET))),
+        Arc::new(Credential::new(CLIENT_ID).with_key(SigningKey::new("0", &Secret::from(SECRET)))),
     );
     let verifier = Verifier::new();
     let timestamp = case.timestamp.to_string();

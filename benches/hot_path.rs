@@ -37,7 +37,7 @@ use criterion::Criterion;
 use hmac::{Hmac, KeyInit};
 use jg_hmac::{
     CanonicalQuery, CanonicalRequest, ContentHash, Credential, Secret, SignedRequest, Signer,
-    Target, Verifier,
+    SigningKey, Target, Verifier,
 };
 use sha2::Sha256;
 
@@ -125,7 +125,7 @@ fn store() -> HashMap<String, Arc<Credential>> {
     let mut store = HashMap::new();
     store.insert(
         CLIENT_ID.to_owned(),
-        Arc::new(Credential::new(CLIENT_ID).with_secret(&Secret::from(SECRET))),
+        Arc::new(Credential::new(CLIENT_ID).with_key(SigningKey::new("0", &Secret::from(SECRET)))),
     );
     store
 }

@@ -31,8 +31,8 @@ use std::time::{Duration, SystemTime};
 use criterion::Criterion;
 use hmac::{Hmac, KeyInit};
 use jg_hmac::{
-    CanonicalRequest, ContentHash, Credential, CredentialLookup, Secret, SignedRequest, Target,
-    Verifier,
+    CanonicalRequest, ContentHash, Credential, CredentialLookup, Secret, SignedRequest, SigningKey,
+    Target, Verifier,
 };
 use sha2::Sha256;
 
@@ -61,7 +61,7 @@ fn main() {
     let mut store: HashMap<String, Arc<Credential>> = HashMap::new();
     store.insert(
         CLIENT_ID.to_owned(),
-        Arc::new(Credential::new(CLIENT_ID).with_secret(&Secret::from(SECRET))),
+        Arc::new(Credential::new(CLIENT_ID).with_key(SigningKey::new("0", &Secret::from(SECRET)))),
     );
     let verifier = Verifier::new();
     let headers = pairs;

@@ -76,7 +76,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // In production the store is filled from a database or vault, and refreshed with
     // `store.replace_all(...)`, or replaced by your own `CredentialStore`.
     let store = InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example")
-        .with_secret(&Secret::from("s3cr3t_test_key_justgold"))
+        .with_key(SigningKey::new(
+            "0",
+            &Secret::from("s3cr3t_test_key_justgold"),
+        ))
         .with_scope("transactions:write")]);
     eprintln!("credentials: the in-memory demo credential jk_live_example");
     serve(addr, router(store)).await

@@ -99,16 +99,17 @@ impl core::fmt::Debug for SigningKey {
 /// A client id with the secrets that may sign its requests.
 ///
 /// Several keys may be active at once, the overlap during a rotation (SPEC.md §8): a
-/// request verifies if it matches any active key. Revoking removes a key at once.
+/// request verifies if it matches any active key. A store revokes a key by removing it
+/// (e.g. [`InMemoryCredentialStore::revoke_key`](crate::tower::InMemoryCredentialStore::revoke_key)
+/// with feature `tower`), which takes effect at once.
 ///
 /// ```
 /// use jg_hmac::{Credential, Secret, SigningKey};
-/// let mut cred = Credential::new("jk_live_example")
+/// let cred = Credential::new("jk_live_example")
 ///     .with_key(SigningKey::new("old", &Secret::from("old secret")))
 ///     .with_key(SigningKey::new("new", &Secret::from("new secret")));
 /// assert_eq!(cred.keys().len(), 2);
-/// assert!(cred.revoke("old"));
-/// assert_eq!(cred.keys()[0].id(), "new");
+/// assert_eq!(cred.keys()[1].id(), "new");
 /// ```
 ///
 /// A credential may also carry what the service needs to know about the client once it
@@ -150,37 +151,14 @@ impl Credential {
         self
     }
 
-    /// Adds a secret as a key whose id is its position (`"0"`, `"1"`, …).
-    ///
-    /// ```
-    /// let cred = jg_hmac::Credential::new("c").with_secret(&"s".into());
-    /// assert_eq!(cred.keys()[0].id(), "0");
-    /// ```
-    #[must_use]
-    pub fn with_secret(self, secret: &Secret) -> Self {
-        let id = self.keys.len().to_string();
-        self.with_key(SigningKey::new(id, secret))
-    }
-
-    /// Adds a key in place.
-    ///
-    /// ```
-    /// let mut cred = jg_hmac::Credential::new("c");
-    /// cred.add_key(jg_hmac::SigningKey::new("k", &"s".into()));
-    /// assert_eq!(cred.keys().len(), 1);
-    /// ```
-    pub fn add_key(&mut self, key: SigningKey) {
+    /// Adds a key in place (the stores' rotation).
+    pub(crate) fn add_key(&mut self, key: SigningKey) {
         self.keys.push(key);
     }
 
-    /// Removes every key with id `key_id`; says whether one was removed.
-    ///
-    /// ```
-    /// let mut cred = jg_hmac::Credential::new("c").with_secret(&"s".into());
-    /// assert!(cred.revoke("0"));
-    /// assert!(!cred.revoke("0"));
-    /// ```
-    pub fn revoke(&mut self, key_id: &str) -> bool {
+    /// Removes every key with id `key_id`; says whether one was removed (the stores'
+    /// revocation).
+    pub(crate) fn revoke(&mut self, key_id: &str) -> bool {
         let before = self.keys.len();
         self.keys.retain(|k| k.id != key_id);
         self.keys.len() != before

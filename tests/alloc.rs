@@ -108,7 +108,7 @@ fn store() -> HashMap<String, Arc<Credential>> {
     let mut store = HashMap::new();
     store.insert(
         CLIENT_ID.to_owned(),
-        Arc::new(Credential::new(CLIENT_ID).with_secret(&Secret::from(SECRET))),
+        Arc::new(Credential::new(CLIENT_ID).with_key(SigningKey::new("0", &Secret::from(SECRET)))),
     );
     store
 }
@@ -233,8 +233,9 @@ fn verify_tries_every_key_without_allocating() {
 #[test]
 fn prepare_and_finish_allocate_nothing_up_to_32_pairs() {
     let verifier = Verifier::new();
-    let credential =
-        std::sync::Arc::new(Credential::new(CLIENT_ID).with_secret(&Secret::from(SECRET)));
+    let credential = std::sync::Arc::new(
+        Credential::new(CLIENT_ID).with_key(SigningKey::new("0", &Secret::from(SECRET))),
+    );
     for req in requests_up_to_inline() {
         let pairs = req.header_pairs();
         let mut matched = None;

@@ -40,8 +40,8 @@ use support::{Raw, Reply, Signed, TestClock, serve, serve_service, signed};
 
 fn store() -> InMemoryCredentialStore {
     InMemoryCredentialStore::from_credentials([
-        Credential::new(CLIENT).with_secret(&Secret::from(SECRET)),
-        Credential::new(OTHER).with_secret(&Secret::from(OTHER_SECRET)),
+        Credential::new(CLIENT).with_key(SigningKey::new("0", &Secret::from(SECRET))),
+        Credential::new(OTHER).with_key(SigningKey::new("0", &Secret::from(OTHER_SECRET))),
         // A key that stops being valid at T0 + 10 (inclusive).
         Credential::new("jk_live_expiring").with_key(
             SigningKey::new("short", &Secret::from("expiring_secret"))

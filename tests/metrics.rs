@@ -96,7 +96,7 @@ async fn a_real_server_counts_every_outcome_per_client_exactly() {
         Credential::new(CLIENT)
             .with_key(SigningKey::new("old", &Secret::from(OLD_SECRET)))
             .with_key(SigningKey::new("new", &Secret::from(NEW_SECRET))),
-        Credential::new(OTHER).with_secret(&Secret::from(OTHER_SECRET)),
+        Credential::new(OTHER).with_key(SigningKey::new("0", &Secret::from(OTHER_SECRET))),
     ]);
     let clock = TestClock::new(T0);
     let layer = VerifyLayer::builder(store)

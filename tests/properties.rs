@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jg_hmac::{
-    CanonicalQuery, ContentHash, Credential, Secret, SignedRequest, Signer, Target, Verifier,
+    CanonicalQuery, ContentHash, Credential, Secret, SignedRequest, Signer, SigningKey, Target,
+    Verifier,
 };
 use proptest::prelude::*;
 
@@ -64,7 +65,7 @@ fn canonical_of_pairs(pairs: &[Pair]) -> String {
 fn store(client_id: &str, secret: &Secret) -> HashMap<String, Arc<Credential>> {
     HashMap::from([(
         client_id.to_owned(),
-        Arc::new(Credential::new(client_id).with_secret(secret)),
+        Arc::new(Credential::new(client_id).with_key(SigningKey::new("0", secret))),
     )])
 }
 

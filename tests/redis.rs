@@ -31,7 +31,7 @@ use jg_hmac::tower::{
     AsyncReplayGuard, CachedStore, CredentialStore, InMemoryCredentialStore, VerifiedBody, Verify,
     VerifyLayer,
 };
-use jg_hmac::{Credential, Error, FixedClock, Secret, Signature, Signer};
+use jg_hmac::{Credential, Error, FixedClock, Secret, Signature, Signer, SigningKey};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -197,7 +197,7 @@ impl Service<Request<VerifiedBody>> for Ok200 {
 
 fn store() -> InMemoryCredentialStore {
     InMemoryCredentialStore::from_credentials([
-        Credential::new(CLIENT).with_secret(&Secret::from(SECRET))
+        Credential::new(CLIENT).with_key(SigningKey::new("0", &Secret::from(SECRET)))
     ])
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, RequireScopeLayer, VerifyLayer};
-use jg_hmac::{Clock, Credential, Secret, Signer, SystemClock};
+use jg_hmac::{Clock, Credential, Secret, Signer, SigningKey, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WRITER: &str = "jk_live_writer";
@@ -60,10 +60,10 @@ fn body(reply: &str) -> serde_json::Value {
 fn app() -> Router {
     let store = InMemoryCredentialStore::from_credentials([
         Credential::new(WRITER)
-            .with_secret(&Secret::from(SECRET))
+            .with_key(SigningKey::new("0", &Secret::from(SECRET)))
             .with_scope("transactions:write"),
         Credential::new(READER)
-            .with_secret(&Secret::from(SECRET))
+            .with_key(SigningKey::new("0", &Secret::from(SECRET)))
             .with_scope("transactions:read"),
     ]);
     Router::new()

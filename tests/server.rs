@@ -71,8 +71,9 @@ fn demo_store() -> InMemoryCredentialStore {
         Credential::new(CLIENT)
             .with_key(SigningKey::new("2025", &Secret::from(SECRET)))
             .with_scope("transactions:write"),
-        Credential::new(OTHER).with_secret(&Secret::from(OTHER_SECRET)),
-        Credential::new("jk_test_sandbox").with_secret(&Secret::from("sandbox_secret")),
+        Credential::new(OTHER).with_key(SigningKey::new("0", &Secret::from(OTHER_SECRET))),
+        Credential::new("jk_test_sandbox")
+            .with_key(SigningKey::new("0", &Secret::from("sandbox_secret"))),
     ])
 }
 
@@ -621,10 +622,12 @@ async fn keys_rotate_and_revoke_while_requests_flow() {
         let current = f.store.lookup(CLIENT).unwrap();
         f.store.replace_all([
             Credential::clone(&current),
-            Credential::new(format!("jk_live_tmp{round}")).with_secret(&Secret::from("x")),
+            Credential::new(format!("jk_live_tmp{round}"))
+                .with_key(SigningKey::new("0", &Secret::from("x"))),
         ]);
-        f.store
-            .insert(Credential::new(OTHER).with_secret(&Secret::from(OTHER_SECRET)));
+        f.store.insert(
+            Credential::new(OTHER).with_key(SigningKey::new("0", &Secret::from(OTHER_SECRET))),
+        );
         f.store.revoke_client(&format!("jk_live_tmp{round}"));
         tokio::task::yield_now().await;
     }
@@ -852,7 +855,7 @@ async fn client_ids_of_the_wrong_environment_are_refused() {
     assert_eq!(reply.status, 200);
     // An id that names no environment is not of this one either.
     f.store
-        .insert(Credential::new("partner-7").with_secret(&Secret::from("p7")));
+        .insert(Credential::new("partner-7").with_key(SigningKey::new("0", &Secret::from("p7"))));
     let reply = c
         .send(c.signed(
             Method::GET,

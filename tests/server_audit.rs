@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use jg_hmac::tower::{
     Authenticated, CredentialStore, InMemoryCredentialStore, StoreError, VerifyLayer,
 };
-use jg_hmac::{Credential, FixedClock, InMemoryReplayGuard, Secret, Signer};
+use jg_hmac::{Credential, FixedClock, InMemoryReplayGuard, Secret, Signer, SigningKey};
 
 const T0: u64 = 1_735_550_160;
 const SECRET: &str = "s3cr3t_test_key_justgold";
@@ -104,7 +104,8 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     let store = InMemoryCredentialStore::from_credentials([
         Credential::new("jk_live_example")
             .with_key(jg_hmac::SigningKey::new("2025", &Secret::from(SECRET))),
-        Credential::new("jk_live_other").with_secret(&Secret::from(OTHER_SECRET)),
+        Credential::new("jk_live_other")
+            .with_key(SigningKey::new("0", &Secret::from(OTHER_SECRET))),
     ]);
     let verified = serve(
         routes().layer(
@@ -124,7 +125,8 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
             "/api",
             routes().layer(
                 VerifyLayer::builder(InMemoryCredentialStore::from_credentials([
-                    Credential::new("jk_live_example").with_secret(&Secret::from(SECRET)),
+                    Credential::new("jk_live_example")
+                        .with_key(SigningKey::new("0", &Secret::from(SECRET))),
                 ]))
                 .clock(FixedClock(T0))
                 .build(),

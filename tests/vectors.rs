@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use jg_hmac::{
     CanonicalRequest, ContentHash, Credential, Error, InMemoryReplayGuard, ReplayGuard, Secret,
-    SignedRequest, Signer, Target, Verifier,
+    SignedRequest, Signer, SigningKey, Target, Verifier,
 };
 use serde_json::Value;
 
@@ -148,7 +148,10 @@ fn store_of(v: &Value) -> Result<HashMap<String, Arc<Credential>>, String> {
     for (client_id, list) in secrets {
         let mut credential = Credential::new(client_id.clone());
         for secret in list.as_array().ok_or("secret list")? {
-            credential = credential.with_secret(&Secret::from(secret.as_str().ok_or("secret")?));
+            credential = credential.with_key(SigningKey::new(
+                "0",
+                &Secret::from(secret.as_str().ok_or("secret")?),
+            ));
         }
         store.insert(client_id.clone(), Arc::new(credential));
     }

@@ -508,7 +508,7 @@ fn verify(args: &VerifyArgs) -> Result<Vec<u8>, EarlyExit> {
     let only = args.client_id.as_deref();
     let lookup = |id: &str| {
         only.is_none_or(|only| only == id)
-            .then(|| Arc::new(Credential::new(id).with_secret(&secret)))
+            .then(|| Arc::new(Credential::new(id).with_key(jg_hmac::SigningKey::new("0", &secret))))
     };
     match verifier.verify(
         &lookup,
@@ -746,7 +746,11 @@ fn diagnosis_line(diagnosis: &Diagnosis, path: &[u8]) -> Vec<u8> {
 }
 
 fn verify_at(request: &RawRequest<'_>, secret: &Secret, now: u64) -> String {
-    let lookup = |id: &str| Some(Arc::new(Credential::new(id).with_secret(secret)));
+    let lookup = |id: &str| {
+        Some(Arc::new(
+            Credential::new(id).with_key(jg_hmac::SigningKey::new("0", secret)),
+        ))
+    };
     match Verifier::new().verify(
         &lookup,
         &jg_hmac::SignedRequest::from(request),

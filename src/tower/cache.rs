@@ -63,7 +63,7 @@ const DEFAULT_NEGATIVE_CAPACITY: usize = 1_000;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let backend = InMemoryCredentialStore::from_credentials([
-///     Credential::new("jk_live_example").with_secret(&"s3cr3t_test_key_justgold".into()),
+///     Credential::new("jk_live_example").with_key(SigningKey::new("0", &"s3cr3t_test_key_justgold".into())),
 /// ]);
 /// let cache = CachedStore::builder(backend.clone())
 ///     .ttl(Duration::from_secs(60))
@@ -476,7 +476,7 @@ impl<V> Slots<V> {
 mod tests {
     use std::pin::pin;
 
-    use crate::credential::CredentialLookup;
+    use crate::credential::{CredentialLookup, SigningKey};
     use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use std::task::{Context, Poll, Waker};
 
@@ -507,7 +507,7 @@ mod tests {
         let backend = Backend::default();
         backend
             .inner
-            .insert(Credential::new(ID).with_secret(&"secret".into()));
+            .insert(Credential::new(ID).with_key(SigningKey::new("0", &"secret".into())));
         backend
     }
 
@@ -553,7 +553,7 @@ mod tests {
 
         backend
             .inner
-            .insert(Credential::new("jk_live_new").with_secret(&"s".into()));
+            .insert(Credential::new("jk_live_new").with_key(SigningKey::new("0", &"s".into())));
         now.store(1_004, Ordering::SeqCst);
         assert!(cache.get("jk_live_new").await.unwrap().is_none());
         now.store(1_005, Ordering::SeqCst);
@@ -597,7 +597,7 @@ mod tests {
         assert!(cache.get(ID).await.unwrap().is_none());
         backend
             .inner
-            .insert(Credential::new(ID).with_secret(&"s".into()));
+            .insert(Credential::new(ID).with_key(SigningKey::new("0", &"s".into())));
         cache.clear();
         assert!(cache.get(ID).await.unwrap().is_some());
     }

@@ -79,7 +79,7 @@ impl std::error::Error for StoreError {
 ///     async fn get(&self, client_id: &str) -> Result<Option<Arc<Credential>>, StoreError> {
 ///         // let row = self.pool.query(...).await.map_err(StoreError::new)?;
 ///         Ok((client_id == "jk_live_example").then(|| {
-///             Arc::new(Credential::new(client_id).with_secret(&"s3cr3t_test_key_justgold".into()))
+///             Arc::new(Credential::new(client_id).with_key(SigningKey::new("0", &"s3cr3t_test_key_justgold".into())))
 ///         }))
 ///     }
 /// }
@@ -165,8 +165,8 @@ impl InMemoryCredentialStore {
     /// ```
     /// use jg_hmac::Credential;
     /// let store = jg_hmac::tower::InMemoryCredentialStore::from_credentials([
-    ///     Credential::new("jk_live_a").with_secret(&"a".into()),
-    ///     Credential::new("jk_live_b").with_secret(&"b".into()),
+    ///     Credential::new("jk_live_a").with_key(SigningKey::new("0", &"a".into())),
+    ///     Credential::new("jk_live_b").with_key(SigningKey::new("0", &"b".into())),
     /// ]);
     /// assert_eq!(store.len(), 2);
     /// ```
@@ -231,7 +231,7 @@ impl InMemoryCredentialStore {
     ///
     /// ```
     /// let store = jg_hmac::tower::InMemoryCredentialStore::from_credentials([
-    ///     jg_hmac::Credential::new("jk_live_a").with_secret(&"s".into()),
+    ///     jg_hmac::Credential::new("jk_live_a").with_key(SigningKey::new("0", &"s".into())),
     /// ]);
     /// assert!(store.revoke_key("jk_live_a", "0"));
     /// assert!(!store.revoke_key("jk_live_a", "0"));
