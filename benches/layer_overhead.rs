@@ -32,7 +32,7 @@ use hyper_util::rt::TokioExecutor;
 use jg_hmac::tower::{
     Authenticated, CachedStore, CredentialStore, InMemoryCredentialStore, VerifyLayer,
 };
-use jg_hmac::{Clock, Credential, InMemoryReplayGuard, Secret, Signer, SystemClock};
+use jg_hmac::{Clock, Credential, InMemoryReplayGuard, Secret, Signer, SigningKey, SystemClock};
 use tower_service::Service;
 
 const ROUNDS: usize = 5;
@@ -71,8 +71,9 @@ impl Config {
 /// the same work minus the identity.
 fn app(config: Config) -> Router {
     let store =
-        InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example")
-            .with_secret(&Secret::from("s3cr3t_test_key_justgold"))]);
+        InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example").with_key(
+            SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")),
+        )]);
     match config {
         Config::Baseline => Router::new().route(
             "/v1/transactions/buy",
@@ -349,8 +350,9 @@ fn main() {
 async fn cached_lookup() {
     const N: u32 = 1_000_000;
     let store =
-        InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example")
-            .with_secret(&Secret::from("s3cr3t_test_key_justgold"))]);
+        InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example").with_key(
+            SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")),
+        )]);
     let cache = CachedStore::new(store);
     let mut rounds = Vec::new();
     for _ in 0..ROUNDS {

@@ -38,7 +38,7 @@ use axum::routing::{get, post};
 use jg_hmac::tower::{
     Authenticated, CredentialStore, InMemoryCredentialStore, RequireScopeLayer, VerifyLayer,
 };
-use jg_hmac::{Credential, InMemoryReplayGuard, Secret};
+use jg_hmac::{Credential, InMemoryReplayGuard, Secret, SigningKey};
 use serde_json::{Value, json};
 
 #[tokio::main]

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jg_hmac::redis::{DEFAULT_TIMEOUT, RedisReplayGuard};
+use jg_hmac::redis::RedisReplayGuard;
 use jg_hmac::tower::AsyncReplayGuard;
 use jg_hmac::{InMemoryReplayGuard, Signature};
 
@@ -66,7 +66,10 @@ async fn main() {
         let q = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e6;
         let rate = calls as f64 / wall.as_secs_f64();
         // Calls the default timeout (50 ms) would have cut off.
-        let slow = lat.iter().filter(|d| **d > DEFAULT_TIMEOUT).count();
+        let slow = lat
+            .iter()
+            .filter(|d| **d > Duration::from_millis(50))
+            .count();
         println!(
             "{name:<28} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {slow:>8}",
             q(0.5),

@@ -11,11 +11,7 @@ use crate::sink::{Flat, MacSink, Sink};
 use crate::target::Target;
 
 /// First line of every string-to-sign.
-///
-/// ```
-/// assert_eq!(jg_hmac::ALGORITHM, "JG-HMAC-SHA256");
-/// ```
-pub const ALGORITHM: &str = "JG-HMAC-SHA256";
+pub(crate) const ALGORITHM: &str = "JG-HMAC-SHA256";
 
 /// What a JG-HMAC-SHA256 signature covers, apart from the timestamp and the body hash:
 /// the method, the raw path and the canonical query.

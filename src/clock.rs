@@ -7,11 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Integrations take a `Clock` so that tests pin time; the core functions take `now`
 /// as a plain argument. Closures returning `u64` are clocks too.
 ///
+/// A clock stopped at one second, for tests or for replaying a captured request, is a
+/// closure returning it:
+///
 /// ```
-/// use jg_hmac::{Clock, FixedClock};
-/// assert_eq!(FixedClock(1735550160).now(), 1735550160);
-/// let ticking = || 42u64;
-/// assert_eq!(ticking.now(), 42);
+/// use jg_hmac::Clock;
+/// let stopped = || 1_735_550_160u64;
+/// assert_eq!(stopped.now(), 1_735_550_160);
 /// ```
 pub trait Clock: Send + Sync {
     /// Seconds since 1970-01-01T00:00:00Z.
@@ -32,21 +34,6 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
-    }
-}
-
-/// A clock stopped at the given second, for tests and for replaying captured requests.
-///
-/// ```
-/// use jg_hmac::{Clock, FixedClock};
-/// assert_eq!(FixedClock(7).now(), 7);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FixedClock(pub u64);
-
-impl Clock for FixedClock {
-    fn now(&self) -> u64 {
-        self.0
     }
 }
 

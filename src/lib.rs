@@ -57,9 +57,9 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 
-pub use canonical::{ALGORITHM, CanonicalRequest, VisibleNewlines};
+pub use canonical::{CanonicalRequest, VisibleNewlines};
 pub use client_id::{Environment, UnknownEnvironment};
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use credential::{Credential, CredentialLookup, SigningKey};
 pub use error::{Error, HeaderKind, LimitKind};
 pub use query::CanonicalQuery;

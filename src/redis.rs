@@ -76,26 +76,14 @@ use crate::tower::{AUDIT_TARGET, AsyncReplayGuard};
 const LOG_TARGET: &str = "jg_hmac::redis";
 
 /// Default prefix of the guard's Redis keys.
-///
-/// ```
-/// assert_eq!(jg_hmac::redis::DEFAULT_KEY_PREFIX, "jg:replay:");
-/// ```
-pub const DEFAULT_KEY_PREFIX: &str = "jg:replay:";
+const DEFAULT_KEY_PREFIX: &str = "jg:replay:";
 
 /// Default bound on one Redis call: 50 ms.
-///
-/// ```
-/// assert_eq!(jg_hmac::redis::DEFAULT_TIMEOUT.as_millis(), 50);
-/// ```
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// Default margin, in seconds, added to each key's lifetime for clock differences
 /// between instances: 30 s.
-///
-/// ```
-/// assert_eq!(jg_hmac::redis::DEFAULT_CLOCK_SKEW, 30);
-/// ```
-pub const DEFAULT_CLOCK_SKEW: u64 = 30;
+const DEFAULT_CLOCK_SKEW: u64 = 30;
 
 /// What a [`RedisReplayGuard`] does when Redis cannot answer in time.
 ///
@@ -164,8 +152,8 @@ pub struct RedisReplayGuard {
 
 impl RedisReplayGuard {
     /// A guard for the Redis at `url` (`redis://[:password@]host:port/[db]`), with the
-    /// defaults: prefix [`DEFAULT_KEY_PREFIX`], timeout [`DEFAULT_TIMEOUT`],
-    /// [`FailMode::Closed`], clock skew [`DEFAULT_CLOCK_SKEW`].
+    /// defaults: prefix `jg:replay:`, timeout 50 ms,
+    /// [`FailMode::Closed`], clock skew 30 s.
     ///
     /// It connects on first use, not here: a service starts while Redis is down, and its
     /// requests are then treated as the fail mode says. Call [`ping`](Self::ping) at
@@ -223,7 +211,7 @@ impl RedisReplayGuard {
 
     /// The prefix of every key. Instances that must share replay protection use the same
     /// prefix; services that verify different credentials may use their own. Defaults to
-    /// [`DEFAULT_KEY_PREFIX`].
+    /// `jg:replay:`.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), redis::RedisError> {
@@ -239,7 +227,7 @@ impl RedisReplayGuard {
     }
 
     /// The longest a request waits for Redis, connecting included; past it the call
-    /// fails as the [`FailMode`] says. Defaults to [`DEFAULT_TIMEOUT`] (50 ms).
+    /// fails as the [`FailMode`] says. Defaults to 50 ms.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), redis::RedisError> {
@@ -273,7 +261,7 @@ impl RedisReplayGuard {
     }
 
     /// Seconds added to each key's lifetime for clock differences between instances.
-    /// Defaults to [`DEFAULT_CLOCK_SKEW`] (30 s).
+    /// Defaults to 30 s.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), redis::RedisError> {

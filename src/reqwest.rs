@@ -155,12 +155,12 @@ pub(crate) fn sign_request_hashed(
 ///
 /// ```
 /// use jg_hmac::reqwest::SignExt;
-/// use jg_hmac::{FixedClock, Signer};
+/// use jg_hmac::{Signer};
 /// let signer = Signer::new("jk_live_example", &"s3cr3t_test_key_justgold".into())?;
 /// let builder = reqwest::Client::new()
 ///     .post("http://127.0.0.1:8080/v1/transactions/buy")
 ///     .body(r#"{"amount":"5000","transactionId":"12345"}"#)
-///     .signed(&signer, &FixedClock(1735550100))?;
+///     .signed(&signer, &|| 1735550100u64)?;
 /// let request = builder.build()?;
 /// assert_eq!(
 ///     request.headers()["x-signature"],
@@ -183,11 +183,11 @@ pub trait SignExt: Sized {
     ///
     /// ```
     /// use jg_hmac::reqwest::SignExt;
-    /// use jg_hmac::{ContentHash, FixedClock, Signer};
+    /// use jg_hmac::{ContentHash, Signer};
     /// let signer = Signer::new("jk_live_example", &"secret".into())?;
     /// let request = reqwest::Client::new()
     ///     .put("http://127.0.0.1:8080/v1/upload")
-    ///     .signed_with_hash(&signer, &ContentHash::of(b"streamed"), &FixedClock(1))?
+    ///     .signed_with_hash(&signer, &ContentHash::of(b"streamed"), &|| 1u64)?
     ///     .build()?;
     /// assert_eq!(request.headers()["x-timestamp"], "1");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -264,13 +264,13 @@ impl SigningMiddleware {
 }
 
 impl<C> SigningMiddleware<C> {
-    /// The same middleware reading time from `clock` (a [`FixedClock`](crate::FixedClock),
-    /// a closure, your own [`Clock`]).
+    /// The same middleware reading time from `clock` (a closure returning
+    /// UNIX seconds, your own [`Clock`]).
     ///
     /// ```
     /// let signer = jg_hmac::Signer::new("jk_live_example", &"secret".into())?;
     /// let middleware = jg_hmac::reqwest::SigningMiddleware::new(signer)
-    ///     .with_clock(jg_hmac::FixedClock(1735550160));
+    ///     .with_clock(|| 1735550160u64);
     /// # let _ = middleware;
     /// # Ok::<(), jg_hmac::Error>(())
     /// ```

@@ -31,7 +31,7 @@ use jg_hmac::tower::{
     AsyncReplayGuard, CachedStore, CredentialStore, InMemoryCredentialStore, VerifiedBody, Verify,
     VerifyLayer,
 };
-use jg_hmac::{Credential, Error, FixedClock, Secret, Signature, Signer, SigningKey};
+use jg_hmac::{Credential, Error, Secret, Signature, Signer, SigningKey};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -208,7 +208,7 @@ fn instance<S: CredentialStore>(
     now: u64,
 ) -> Verify<Ok200, S, RedisReplayGuard> {
     VerifyLayer::builder(store)
-        .clock(FixedClock(now))
+        .clock(move || now)
         .replay_guard(guard)
         .build()
         .layer(Ok200)

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use jg_hmac::tower::{
     Authenticated, CredentialStore, InMemoryCredentialStore, StoreError, VerifyLayer,
 };
-use jg_hmac::{Credential, FixedClock, InMemoryReplayGuard, Secret, Signer, SigningKey};
+use jg_hmac::{Credential, InMemoryReplayGuard, Secret, Signer, SigningKey};
 
 const T0: u64 = 1_735_550_160;
 const SECRET: &str = "s3cr3t_test_key_justgold";
@@ -110,7 +110,7 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     let verified = serve(
         routes().layer(
             VerifyLayer::builder(store)
-                .clock(FixedClock(T0))
+                .clock(move || T0)
                 .replay_guard(InMemoryReplayGuard::new(100))
                 .sandbox_diagnostics(true)
                 .build(),
@@ -118,7 +118,7 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     )
     .await;
     let broken =
-        serve(routes().layer(VerifyLayer::builder(Broken).clock(FixedClock(T0)).build())).await;
+        serve(routes().layer(VerifyLayer::builder(Broken).clock(move || T0).build())).await;
     // Mounted under a prefix: the audit event names the path as sent.
     let nested = serve(
         Router::new().nest(
@@ -128,7 +128,7 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
                     Credential::new("jk_live_example")
                         .with_key(SigningKey::new("0", &Secret::from(SECRET))),
                 ]))
-                .clock(FixedClock(T0))
+                .clock(move || T0)
                 .build(),
             ),
         ),

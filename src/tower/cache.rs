@@ -58,7 +58,7 @@ const DEFAULT_NEGATIVE_CAPACITY: usize = 1_000;
 ///
 /// ```
 /// use std::time::Duration;
-/// use jg_hmac::{Credential, FixedClock};
+/// use jg_hmac::{Credential};
 /// use jg_hmac::tower::{CachedStore, CredentialStore, InMemoryCredentialStore};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -67,7 +67,7 @@ const DEFAULT_NEGATIVE_CAPACITY: usize = 1_000;
 /// ]);
 /// let cache = CachedStore::builder(backend.clone())
 ///     .ttl(Duration::from_secs(60))
-///     .clock(FixedClock(1_000))
+///     .clock(|| 1_000u64)
 ///     .build();
 /// assert!(cache.get("jk_live_example").await.unwrap().is_some());
 /// backend.revoke_client("jk_live_example");
@@ -270,7 +270,7 @@ impl<S: CredentialStore, C: Clock + 'static> CredentialStore for CachedStore<S, 
 /// ```
 /// use jg_hmac::FixedClock;
 /// use jg_hmac::tower::{CachedStore, InMemoryCredentialStore};
-/// let cache = CachedStore::builder(InMemoryCredentialStore::new()).clock(FixedClock(0)).build();
+/// let cache = CachedStore::builder(InMemoryCredentialStore::new()).clock(|| 0u64).build();
 /// # let _ = cache;
 /// ```
 pub struct CachedStoreBuilder<S, C = SystemClock> {

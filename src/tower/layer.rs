@@ -16,19 +16,11 @@ use super::store::CredentialStore;
 use crate::Environment;
 
 /// Default largest body the layer reads: 1 MiB. Larger is `413 request_too_large`.
-///
-/// ```
-/// assert_eq!(jg_hmac::tower::DEFAULT_BODY_LIMIT, 1 << 20);
-/// ```
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The clock skew, in seconds, above which an accepted request's response carries
 /// `X-JG-Clock-Skew` (see [`VerifyLayerBuilder::skew_warning`]).
-///
-/// ```
-/// assert_eq!(jg_hmac::tower::DEFAULT_SKEW_WARNING, 60);
-/// ```
-pub const DEFAULT_SKEW_WARNING: u64 = 60;
+const DEFAULT_SKEW_WARNING: u64 = 60;
 
 /// A tower [`Layer`] that verifies JG-HMAC-SHA256 signatures before the inner service
 /// runs.
@@ -53,7 +45,7 @@ pub const DEFAULT_SKEW_WARNING: u64 = 60;
 ///    key) is refused here too ([`Verifier::check_client`]), unless the verifier [hides
 ///    unknown clients](Verifier::with_hidden_unknown_clients), in which case the body is
 ///    read and the answer is `invalid_signature`.
-/// 2. **Body:** read up to the limit ([`DEFAULT_BODY_LIMIT`]); more is `413`.
+/// 2. **Body:** read up to the limit (1 MiB by default); more is `413`.
 /// 3. **The clock is read again**, now that the request is complete. Against that
 ///    reading: the window again (a body that arrives after the window closed is
 ///    `timestamp_out_of_range`), the keys' validity (a key that expired while the body
@@ -178,11 +170,11 @@ impl<S, R> fmt::Debug for VerifyLayer<S, R> {
 /// Settings of a [`VerifyLayer`]; each method documents its default.
 ///
 /// ```
-/// use jg_hmac::{FixedClock, Verifier};
+/// use jg_hmac::{Verifier};
 /// use jg_hmac::tower::{InMemoryCredentialStore, VerifyLayer};
 /// let layer = VerifyLayer::builder(InMemoryCredentialStore::new())
 ///     .verifier(Verifier::new().with_window(120).with_access_key_alias(false))
-///     .clock(FixedClock(1_735_550_160))
+///     .clock(|| 1_735_550_160u64)
 ///     .sandbox_diagnostics(true)
 ///     .build();
 /// # let _ = layer;
@@ -245,8 +237,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     }
 
     /// The largest body read, in bytes; larger is `413 request_too_large`, answered
-    /// before reading when `Content-Length` says so. Defaults to [`DEFAULT_BODY_LIMIT`]
-    /// (1 MiB). The whole body is held in memory: the limit bounds memory per request.
+    /// before reading when `Content-Length` says so. Defaults to 1 MiB. The whole body is held in memory: the limit bounds memory per request.
     ///
     /// ```
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
@@ -304,7 +295,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// server's clock by more than `threshold` seconds, its response carries
     /// `X-JG-Clock-Skew: <server time minus X-Timestamp>` (positive: the partner's clock is
     /// behind) and its audit event a `clock_skew` field, so a partner learns of drift while
-    /// its requests still succeed. Defaults to [`DEFAULT_SKEW_WARNING`] (60 s); `None`
+    /// its requests still succeed. Defaults to 60 s; `None`
     /// turns it off.
     ///
     /// ```

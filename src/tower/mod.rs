@@ -60,7 +60,7 @@ pub use audit::AUDIT_TARGET;
 pub use cache::{CachedStore, CachedStoreBuilder};
 pub use future::ResponseFuture;
 pub use identity::Authenticated;
-pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_SKEW_WARNING, VerifyLayer, VerifyLayerBuilder};
+pub use layer::{VerifyLayer, VerifyLayerBuilder};
 pub use replay::{AsyncReplayGuard, NoReplayGuard};
 pub use response::{ResponseBody, VerifiedBody};
 pub use scope::{RequireScope, RequireScopeLayer};
