@@ -22,7 +22,7 @@ use crate::target::Target;
 ///
 /// ```
 /// use jg_hmac::{ContentHash, Credential, SignedRequest, Signer, SigningKey, Target, Verifier};
-/// let secret = "s3cr3t_test_key_justgold".into();
+/// let secret: jg_hmac::Secret = "s3cr3t_test_key_justgold".into();
 /// let store = move |id: &str| {
 ///     Some(std::sync::Arc::new(Credential::new(id).with_key(SigningKey::new("k1", &secret))))
 /// };
@@ -38,7 +38,7 @@ use crate::target::Target;
 /// assert_eq!(verified.client_id(), "jk_live_example");
 ///
 /// // The same from an http::Request:
-/// let mut http_request = http::Request::get("/v1/health/secure").body(Vec::new()).unwrap();
+/// let mut http_request = http::Request::get("/v1/health/secure").body(Vec::<u8>::new()).unwrap();
 /// sent.apply_to(http_request.headers_mut());
 /// let request = SignedRequest::from(&http_request);
 /// assert!(Verifier::new().verify(&store, &request, &ContentHash::EMPTY, 1735550160).is_ok());

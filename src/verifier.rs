@@ -78,7 +78,7 @@ impl Default for Limits {
 /// let mut store: HashMap<String, Arc<Credential>> = HashMap::new();
 /// store.insert(
 ///     "jk_live_example".into(),
-///     Arc::new(Credential::new("jk_live_example").with_key(SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")))),
+///     Arc::new(Credential::new("jk_live_example").with_key(jg_hmac::SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")))),
 /// );
 /// let request = SignedRequest::new("GET", Target::parse("/v1/ping?z=two&z=three&version=1&a=hello"), [
 ///     ("X-Client-Id", &b"jk_live_example"[..]),
@@ -309,7 +309,7 @@ impl Verifier {
     /// use std::sync::Arc;
     /// use jg_hmac::{ContentHash, Credential, Secret, SignedRequest, Signer, SigningKey, Target, Verifier};
     /// # async fn fetch_from_vault(id: &str) -> Option<Arc<Credential>> {
-    /// #     Some(Arc::new(Credential::new(id).with_key(SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")))))
+    /// #     Some(Arc::new(Credential::new(id).with_key(jg_hmac::SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")))))
     /// # }
     /// # async fn handler() -> Result<(), jg_hmac::Error> {
     /// let signer = Signer::new("jk_live_example", &Secret::from("s3cr3t_test_key_justgold"))?;

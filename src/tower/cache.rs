@@ -63,7 +63,7 @@ const DEFAULT_NEGATIVE_CAPACITY: usize = 1_000;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let backend = InMemoryCredentialStore::from_credentials([
-///     Credential::new("jk_live_example").with_key(SigningKey::new("0", &"s3cr3t_test_key_justgold".into())),
+///     Credential::new("jk_live_example").with_key(jg_hmac::SigningKey::new("0", &"s3cr3t_test_key_justgold".into())),
 /// ]);
 /// let cache = CachedStore::builder(backend.clone())
 ///     .ttl(Duration::from_secs(60))
@@ -268,10 +268,9 @@ impl<S: CredentialStore, C: Clock + 'static> CredentialStore for CachedStore<S, 
 /// Settings of a [`CachedStore`]; each method documents its default.
 ///
 /// ```
-/// use jg_hmac::FixedClock;
 /// use jg_hmac::tower::{CachedStore, InMemoryCredentialStore};
 /// let cache = CachedStore::builder(InMemoryCredentialStore::new()).clock(|| 0u64).build();
-/// # let _ = cache;
+/// assert!(cache.is_empty());
 /// ```
 pub struct CachedStoreBuilder<S, C = SystemClock> {
     store: S,

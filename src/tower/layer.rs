@@ -71,7 +71,7 @@ const DEFAULT_SKEW_WARNING: u64 = 60;
 /// use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, VerifyLayer};
 ///
 /// let store = InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example")
-///     .with_key(SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")))
+///     .with_key(jg_hmac::SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")))
 ///     .with_scope("transactions:write")]);
 ///
 /// // The one line: every route above it is verified.

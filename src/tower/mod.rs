@@ -22,7 +22,7 @@
 //! use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, VerifyLayer};
 //!
 //! let store = InMemoryCredentialStore::from_credentials([
-//!     Credential::new("jk_live_example").with_key(SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold"))),
+//!     Credential::new("jk_live_example").with_key(jg_hmac::SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold"))),
 //! ]);
 //! let verify = VerifyLayer::builder(store.clone())
 //!     .replay_guard(InMemoryReplayGuard::new(100_000))

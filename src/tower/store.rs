@@ -79,7 +79,7 @@ impl std::error::Error for StoreError {
 ///     async fn get(&self, client_id: &str) -> Result<Option<Arc<Credential>>, StoreError> {
 ///         // let row = self.pool.query(...).await.map_err(StoreError::new)?;
 ///         Ok((client_id == "jk_live_example").then(|| {
-///             Arc::new(Credential::new(client_id).with_key(SigningKey::new("0", &"s3cr3t_test_key_justgold".into())))
+///             Arc::new(Credential::new(client_id).with_key(jg_hmac::SigningKey::new("0", &"s3cr3t_test_key_justgold".into())))
 ///         }))
 ///     }
 /// }
@@ -127,6 +127,7 @@ type Snapshot = HashMap<String, Arc<Credential>>;
 /// 3. [`revoke_key`](Self::revoke_key) the old one (or let its `not_after` pass).
 ///
 /// ```
+/// use jg_hmac::CredentialLookup;
 /// use jg_hmac::{Credential, Secret, SigningKey};
 /// use jg_hmac::tower::InMemoryCredentialStore;
 ///
@@ -165,8 +166,8 @@ impl InMemoryCredentialStore {
     /// ```
     /// use jg_hmac::Credential;
     /// let store = jg_hmac::tower::InMemoryCredentialStore::from_credentials([
-    ///     Credential::new("jk_live_a").with_key(SigningKey::new("0", &"a".into())),
-    ///     Credential::new("jk_live_b").with_key(SigningKey::new("0", &"b".into())),
+    ///     Credential::new("jk_live_a").with_key(jg_hmac::SigningKey::new("0", &"a".into())),
+    ///     Credential::new("jk_live_b").with_key(jg_hmac::SigningKey::new("0", &"b".into())),
     /// ]);
     /// assert_eq!(store.len(), 2);
     /// ```
@@ -211,6 +212,7 @@ impl InMemoryCredentialStore {
     /// the client if it is not there. Give the key a validity period to schedule it.
     ///
     /// ```
+    /// use jg_hmac::CredentialLookup;
     /// use jg_hmac::SigningKey;
     /// let store = jg_hmac::tower::InMemoryCredentialStore::new();
     /// store.add_key("jk_live_a", SigningKey::new("k1", &"s".into()).with_validity(Some(1_800_000_000), None));
@@ -231,7 +233,7 @@ impl InMemoryCredentialStore {
     ///
     /// ```
     /// let store = jg_hmac::tower::InMemoryCredentialStore::from_credentials([
-    ///     jg_hmac::Credential::new("jk_live_a").with_key(SigningKey::new("0", &"s".into())),
+    ///     jg_hmac::Credential::new("jk_live_a").with_key(jg_hmac::SigningKey::new("0", &"s".into())),
     /// ]);
     /// assert!(store.revoke_key("jk_live_a", "0"));
     /// assert!(!store.revoke_key("jk_live_a", "0"));
@@ -266,6 +268,7 @@ impl InMemoryCredentialStore {
     /// each lookup sees either the old contents or the new, never a mix.
     ///
     /// ```
+    /// use jg_hmac::CredentialLookup;
     /// let store = jg_hmac::tower::InMemoryCredentialStore::new();
     /// store.replace_all([jg_hmac::Credential::new("jk_live_a")]);
     /// store.replace_all([jg_hmac::Credential::new("jk_live_b")]);
