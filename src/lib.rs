@@ -34,6 +34,7 @@ mod signer;
 mod sink;
 mod swar;
 mod target;
+mod verified;
 mod verifier;
 
 #[cfg(feature = "tower")]
@@ -69,7 +70,8 @@ pub use secret::Secret;
 pub use signature::{BodyHasher, ContentHash, Signature};
 pub use signer::{SignedHeaders, Signer};
 pub use target::Target;
-pub use verifier::{DEFAULT_WINDOW, Limits, Prepared, Verified, Verifier};
+pub use verified::{Prepared, Verified};
+pub use verifier::{DEFAULT_WINDOW, Limits, Verifier};
 
 // The pages under docs/ are doctested too (their Rust blocks compile and run with
 // `cargo test --doc`); they are not part of the rendered crate docs.

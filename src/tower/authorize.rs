@@ -14,7 +14,7 @@ use crate::diagnose::{Diagnosis, Received, diagnose_key};
 use crate::error::{Error, LimitKind};
 use crate::request::SignedRequest;
 use crate::signature::{ContentHash, Signature};
-use crate::verifier::{Prepared, Verified};
+use crate::verified::{Prepared, Verified};
 
 use super::body::{BodyError, read_to_limit};
 use super::event::Lookup;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::credential::Credential;
-use crate::verifier::Verified;
+use crate::verified::Verified;
 
 use super::audit::RequestId;
 use crate::Environment;
