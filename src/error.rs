@@ -33,9 +33,9 @@ impl HeaderKind {
     /// ```
     pub const fn name(self) -> &'static str {
         match self {
-            Self::ClientId => crate::headers::CLIENT_ID,
-            Self::Timestamp => crate::headers::TIMESTAMP,
-            Self::Signature => crate::headers::SIGNATURE,
+            Self::ClientId => "X-Client-Id",
+            Self::Timestamp => "X-Timestamp",
+            Self::Signature => "X-Signature",
             Self::ContentType => "Content-Type",
         }
     }

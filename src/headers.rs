@@ -7,13 +7,13 @@ use crate::error::{Error, HeaderKind};
 use crate::swar::parse_digits;
 
 /// `X-Client-Id`: the partner's public client id.
-pub(crate) const CLIENT_ID: &str = "X-Client-Id";
+pub(crate) const CLIENT_ID: &str = HeaderKind::ClientId.name();
 /// `X-Access-Key`: the seed's examples' name for the client id, accepted as an alias.
 pub(crate) const ACCESS_KEY: &str = "X-Access-Key";
 /// `X-Timestamp`: UNIX time in seconds, as signed.
-pub(crate) const TIMESTAMP: &str = "X-Timestamp";
+pub(crate) const TIMESTAMP: &str = HeaderKind::Timestamp.name();
 /// `X-Signature`: 64 hex digits of HMAC-SHA256.
-pub(crate) const SIGNATURE: &str = "X-Signature";
+pub(crate) const SIGNATURE: &str = HeaderKind::Signature.name();
 
 /// What was seen of one header name.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
