@@ -72,7 +72,7 @@ pub enum LimitKind {
 /// `missing_header`, `malformed_header`, `replayed_request` (SPEC.md §7),
 /// `request_too_large`, `replay_guard_unavailable`, `replay_quota_exceeded`, and for
 /// servers `credential_store_unavailable`, `malformed_body`, `insufficient_scope` and
-/// `authentication_not_configured` (SPEC.md §10).
+/// `authentication_not_configured` (SPEC.md §7).
 ///
 /// ```
 /// use jg_hmac::Error;
@@ -329,6 +329,20 @@ mod tests {
             body,
             r#"{"status":401,"error":"client_id","message":"Unknown or revoked client id","requestId":"a\"b\\c\n\u0001","timestamp":7}"#
         );
+    }
+
+    /// SPEC.md §7's table and this enum say the same: each code with its status and its
+    /// message (messages with a header or limit in them are checked for one variant).
+    #[test]
+    fn the_spec_table_lists_every_code_as_defined_here() {
+        let spec = include_str!("../SPEC.md");
+        let rows: Vec<&str> = spec.lines().filter(|l| l.starts_with("| `")).collect();
+        for e in Error::ALL {
+            let row = format!("| `{}` | {} | ", e.code(), e.status());
+            let found = rows.iter().find(|r| r.starts_with(&row));
+            let found = found.unwrap_or_else(|| panic!("SPEC.md §7 lacks {row}"));
+            assert!(found.contains(e.message()), "{found} / {}", e.message());
+        }
     }
 
     #[test]
