@@ -79,6 +79,11 @@ impl fmt::Display for Environment {
 }
 
 /// The error of parsing an [`Environment`]: the text was neither `live` nor `test`.
+///
+/// ```
+/// let err = "prod".parse::<jg_hmac::Environment>().unwrap_err();
+/// assert_eq!(err.to_string(), "environment is not one of: live, test");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnknownEnvironment;
 

@@ -29,7 +29,7 @@ pub const DEFAULT_WINDOW: u64 = 300;
 /// let mut limits = jg_hmac::Limits::default();
 /// limits.max_query_pairs = 64;
 /// let verifier = jg_hmac::Verifier::new().with_limits(limits);
-/// # let _ = verifier;
+/// assert!(format!("{verifier:?}").contains("max_query_pairs: 64"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -118,7 +118,8 @@ impl Verifier {
     ///
     /// ```
     /// let verifier = jg_hmac::Verifier::new();
-    /// # let _ = verifier;
+    /// assert_eq!(verifier.replay_horizon(), 300);
+    /// assert!(!verifier.hides_unknown_clients());
     /// ```
     pub fn new() -> Self {
         Self {
@@ -137,7 +138,7 @@ impl Verifier {
     ///
     /// ```
     /// let verifier = jg_hmac::Verifier::new().with_window(60);
-    /// # let _ = verifier;
+    /// assert_eq!(verifier.replay_horizon(), 60);
     /// ```
     #[must_use]
     pub fn with_window(self, seconds: u64) -> Self {
@@ -149,7 +150,7 @@ impl Verifier {
     ///
     /// ```
     /// let verifier = jg_hmac::Verifier::new().with_tolerance(300, 30);
-    /// # let _ = verifier;
+    /// assert!(format!("{verifier:?}").contains("past: 300, future: 30"));
     /// ```
     #[must_use]
     pub fn with_tolerance(mut self, past: u64, future: u64) -> Self {
@@ -163,7 +164,7 @@ impl Verifier {
     ///
     /// ```
     /// let strict = jg_hmac::Verifier::new().with_access_key_alias(false);
-    /// # let _ = strict;
+    /// assert!(format!("{strict:?}").contains("access_key_alias: false"));
     /// ```
     #[must_use]
     pub fn with_access_key_alias(mut self, accept: bool) -> Self {
@@ -178,7 +179,7 @@ impl Verifier {
     ///
     /// ```
     /// let json_only = jg_hmac::Verifier::new().with_content_types(["application/json"]);
-    /// # let _ = json_only;
+    /// assert!(format!("{json_only:?}").contains("content_types: [\"application/json\"]"));
     /// ```
     #[must_use]
     pub fn with_content_types<I, S>(mut self, types: I) -> Self
@@ -201,7 +202,7 @@ impl Verifier {
     ///
     /// ```
     /// let verifier = jg_hmac::Verifier::new().with_hidden_unknown_clients(true);
-    /// # let _ = verifier;
+    /// assert!(verifier.hides_unknown_clients());
     /// ```
     #[must_use]
     pub fn with_hidden_unknown_clients(mut self, hide: bool) -> Self {
@@ -224,7 +225,7 @@ impl Verifier {
     ///
     /// ```
     /// let verifier = jg_hmac::Verifier::new().with_limits(jg_hmac::Limits::default());
-    /// # let _ = verifier;
+    /// assert!(format!("{verifier:?}").contains("max_client_id_len: 128"));
     /// ```
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {

@@ -86,7 +86,8 @@ const DEFAULT_SKEW_WARNING: u64 = 60;
 ///     .environment(Environment::Live)
 ///     .replay_guard(InMemoryReplayGuard::new(300_000))
 ///     .build();
-/// # let _ = (app, layer);
+/// assert!(format!("{layer:?}").contains("body_limit: 65536, environment: Some(Live)"));
+/// # let _ = app;
 /// ```
 pub struct VerifyLayer<S, R = NoReplayGuard> {
     settings: Arc<Settings<S, R>>,
@@ -98,7 +99,8 @@ impl<S: CredentialStore> VerifyLayer<S> {
     ///
     /// ```
     /// let layer = jg_hmac::tower::VerifyLayer::new(jg_hmac::tower::InMemoryCredentialStore::new());
-    /// # let _ = layer;
+    /// let settings = format!("{layer:?}");
+    /// assert!(settings.contains("past: 300, future: 300") && settings.contains("body_limit: 1048576"));
     /// ```
     pub fn new(store: S) -> Self {
         Self::builder(store).build()
@@ -110,7 +112,7 @@ impl<S: CredentialStore> VerifyLayer<S> {
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
     ///     .body_limit(4096)
     ///     .build();
-    /// # let _ = layer;
+    /// assert!(format!("{layer:?}").contains("body_limit: 4096"));
     /// ```
     pub fn builder(store: S) -> VerifyLayerBuilder<S> {
         VerifyLayerBuilder {
@@ -177,7 +179,8 @@ impl<S, R> fmt::Debug for VerifyLayer<S, R> {
 ///     .clock(|| 1_735_550_160u64)
 ///     .sandbox_diagnostics(true)
 ///     .build();
-/// # let _ = layer;
+/// let settings = format!("{layer:?}");
+/// assert!(settings.contains("past: 120") && settings.contains("diagnostics: true"));
 /// ```
 pub struct VerifyLayerBuilder<S, R = NoReplayGuard> {
     store: S,
@@ -210,7 +213,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
     ///     .verifier(jg_hmac::Verifier::new().with_hidden_unknown_clients(true))
     ///     .build();
-    /// # let _ = layer;
+    /// assert!(format!("{layer:?}").contains("hide_unknown_clients: true"));
     /// ```
     #[must_use]
     pub fn verifier(mut self, verifier: Verifier) -> Self {
@@ -228,6 +231,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
     ///     .clock(clock)
     ///     .build();
+    /// now.store(1_735_550_161, Ordering::SeqCst); // the layer reads it on every request
     /// # let _ = layer;
     /// ```
     #[must_use]
@@ -243,7 +247,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
     ///     .body_limit(16 * 1024)
     ///     .build();
-    /// # let _ = layer;
+    /// assert!(format!("{layer:?}").contains("body_limit: 16384"));
     /// ```
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
@@ -259,7 +263,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// use jg_hmac::Environment;
     /// use jg_hmac::tower::{InMemoryCredentialStore, VerifyLayer};
     /// let layer = VerifyLayer::builder(InMemoryCredentialStore::new()).environment(Environment::Live).build();
-    /// # let _ = layer;
+    /// assert!(format!("{layer:?}").contains("environment: Some(Live)"));
     /// ```
     #[must_use]
     pub fn environment(mut self, environment: Environment) -> Self {
@@ -275,7 +279,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
     ///     .replay_guard(jg_hmac::InMemoryReplayGuard::new(300_000))
     ///     .build();
-    /// # let _ = layer;
+    /// assert_eq!(layer.replay_guard().capacity(), 300_000);
     /// ```
     #[must_use]
     pub fn replay_guard<G: AsyncReplayGuard>(self, guard: G) -> VerifyLayerBuilder<S, G> {
@@ -302,7 +306,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
     ///     .skew_warning(Some(30))
     ///     .build();
-    /// # let _ = layer;
+    /// assert!(format!("{layer:?}").contains("skew_warning: Some(30)"));
     /// ```
     #[must_use]
     pub fn skew_warning(mut self, threshold: Option<u64>) -> Self {
@@ -323,7 +327,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
     ///     .sandbox_diagnostics(true)
     ///     .build();
-    /// # let _ = layer;
+    /// assert!(format!("{layer:?}").contains("diagnostics: true"));
     /// ```
     #[must_use]
     pub fn sandbox_diagnostics(mut self, enabled: bool) -> Self {
@@ -335,7 +339,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     ///
     /// ```
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new()).build();
-    /// # let _ = layer;
+    /// assert!(layer.store().is_empty());
     /// ```
     pub fn build(self) -> VerifyLayer<S, R> {
         VerifyLayer {

@@ -32,7 +32,7 @@ impl StoreError {
     /// ```
     /// let io = std::io::Error::other("connection reset");
     /// let err = jg_hmac::tower::StoreError::new(io);
-    /// # let _ = err;
+    /// assert!(std::error::Error::source(&err).is_some());
     /// ```
     pub fn new(source: impl Into<BoxError>) -> Self {
         Self(source.into())

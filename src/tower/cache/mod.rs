@@ -104,7 +104,7 @@ impl<S: CredentialStore> CachedStore<S> {
     /// ```
     /// use jg_hmac::tower::{CachedStore, InMemoryCredentialStore, VerifyLayer};
     /// let layer = VerifyLayer::new(CachedStore::new(InMemoryCredentialStore::new()));
-    /// # let _ = layer;
+    /// assert!(format!("{:?}", layer.store()).contains("ttl_secs: 30, negative_ttl_secs: 5"));
     /// ```
     pub fn new(store: S) -> Self {
         Self::builder(store).build()
@@ -301,7 +301,7 @@ impl<S: CredentialStore, C: Clock + 'static> CachedStoreBuilder<S, C> {
     /// use std::time::Duration;
     /// use jg_hmac::tower::{CachedStore, InMemoryCredentialStore};
     /// let cache = CachedStore::builder(InMemoryCredentialStore::new()).ttl(Duration::from_secs(5)).build();
-    /// # let _ = cache;
+    /// assert!(format!("{cache:?}").contains("ttl_secs: 5,"));
     /// ```
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
@@ -316,7 +316,7 @@ impl<S: CredentialStore, C: Clock + 'static> CachedStoreBuilder<S, C> {
     /// use std::time::Duration;
     /// use jg_hmac::tower::{CachedStore, InMemoryCredentialStore};
     /// let cache = CachedStore::builder(InMemoryCredentialStore::new()).negative_ttl(Duration::ZERO).build();
-    /// # let _ = cache;
+    /// assert!(format!("{cache:?}").contains("negative_ttl_secs: 0,"));
     /// ```
     #[must_use]
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
