@@ -44,7 +44,11 @@ fn every_vector_gets_its_diagnosis() {
                 ("X-Signature", text(v, "signature").as_bytes()),
             ],
         );
-        let body = v.get("body").and_then(Value::as_str).unwrap_or("").as_bytes();
+        let body = v
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .as_bytes();
         let expected = text(v, "expected");
 
         let found = diagnose(&secret, &request, body);
