@@ -194,6 +194,8 @@ SIGNING_KEYS = {"name", "note", "client_id", "secret", "secret_hex", "timestamp"
 VERIFICATION_KEYS = {"name", "note", "secrets", "now", "window", "alias", "content_types",
                      "replay", "request", "expected"}
 REQUEST_KEYS = {"method", "target", "headers", "body", "body_hex"}
+DIAGNOSIS_KEYS = {"name", "note", "secret", "signing_secret", "method", "target", "timestamp",
+                  "body", "signed", "signature", "expected", "explanation_contains"}
 CODES = {"ok", "missing_header", "malformed_header", "timestamp_out_of_range", "client_id",
          "invalid_signature", "unsupported_content_type", "replayed_request"}
 
@@ -266,6 +268,29 @@ def check_verification(v: dict) -> list:
     return [] if got == v["expected"] else [f"expected {v['expected']!r}, got {got!r}"]
 
 
+def check_diagnosis(v: dict) -> list:
+    """A mistaken request of diagnose.json: the partner signed `signed` (a wrong string-to-sign,
+    or the right one under a wrong secret) with `signing_secret`. Checked here: the sent
+    signature is that HMAC, and `signed` is the right string-to-sign exactly when the
+    diagnosis is "none" or a secret mistake. Which mistake it is, is the Rust search's job."""
+    if set(v) - DIAGNOSIS_KEYS:
+        raise ValueError(f"unknown fields {sorted(set(v) - DIAGNOSIS_KEYS)}")
+    if not v["expected"].replace("_", "").isalpha() or v["expected"] != v["expected"].lower():
+        raise ValueError(f"expected must be a snake_case code, not {v['expected']!r}")
+    secret, signed = v["secret"].encode(), v["signed"].encode()
+    signing_secret = v.get("signing_secret", v["secret"]).encode()
+    right = string_to_sign(v["timestamp"].encode(), v["method"].encode(), v["target"].encode(),
+                           content_sha256(v.get("body", "").encode()))
+    problems = []
+    if sign(signing_secret, signed) != v["signature"]:
+        problems.append(f"signature: expected {sign(signing_secret, signed)!r}, got {v['signature']!r}")
+    if hmac.compare_digest(sign(secret, right), v["signature"]) != (v["expected"] == "none"):
+        problems.append("the signature must verify exactly when the diagnosis is 'none'")
+    if (signed == right) != (v["expected"] in ("none", "secret_whitespace") or secret != signing_secret):
+        problems.append("`signed` must differ from the right string-to-sign for a mistake in it")
+    return problems
+
+
 def main(argv: list) -> int:
     files = [Path(a) for a in argv] or sorted(Path(__file__).resolve().parent.glob("*.json"))
     passed = failed = 0
@@ -273,7 +298,8 @@ def main(argv: list) -> int:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             groups = [("signing", check_signing, doc["signing"]),
-                      ("verification", check_verification, doc["verification"])]
+                      ("verification", check_verification, doc["verification"]),
+                      ("diagnosis", check_diagnosis, doc.get("diagnosis", []))]
             if not (isinstance(doc["description"], str) and isinstance(doc["source"], str)):
                 raise ValueError("description and source must be strings")
         except (OSError, ValueError, KeyError, TypeError) as e:

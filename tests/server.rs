@@ -816,11 +816,13 @@ async fn sandbox_diagnostics_show_the_servers_string_to_sign() {
         "JG-HMAC-SHA256\n{T0}\nPOST\n/v1/transactions/buy\nb=2&a=1\n{}",
         ContentHash::of(BUY)
     );
-    let signature = jg_hmac::diagnose::hmac(&jg_hmac::Secret::from(SECRET), mistaken.as_bytes());
-    request.headers_mut().insert(
-        "x-signature",
-        HeaderValue::from_str(&signature.to_hex()).unwrap(),
-    );
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
+    hmac::Mac::update(&mut mac, mistaken.as_bytes());
+    let signature = hex::encode(hmac::Mac::finalize(mac).into_bytes());
+    request
+        .headers_mut()
+        .insert("x-signature", HeaderValue::from_str(&signature).unwrap());
     let reply = c.send(request).await;
     assert_refused(&reply, 401, "invalid_signature", T0);
     assert_eq!(reply.body["hint"], "query_unsorted", "{}", reply.raw);

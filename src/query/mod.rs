@@ -21,6 +21,7 @@ use crate::error::{Error, LimitKind};
 use crate::sink::Sink;
 
 use pairs::*;
+pub(crate) use pairs::{SentPair, pairs_as_sent};
 
 /// Queries of up to this many pairs are sorted in a smaller array on the stack.
 pub(crate) const SMALL_PAIRS: usize = 16;

@@ -388,6 +388,28 @@ impl<'a> Iterator for RawPairs<'a> {
     }
 }
 
+/// One pair of a raw query as sent, for sandbox diagnostics (`crate::diagnose`), which
+/// rebuild the query lines a mistaken signer would have signed: the key and value decoded
+/// (`+` and `%XX`, SPEC.md §3.2 step 4) and encoded (step 5) exactly as canonicalization
+/// decodes and encodes them.
+pub(crate) struct SentPair {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) encoded_key: Vec<u8>,
+    pub(crate) encoded_value: Vec<u8>,
+}
+
+/// The pairs of a raw query in the order sent (empty segments skipped, as canonicalization
+/// skips them).
+pub(crate) fn pairs_as_sent(raw: &[u8]) -> impl Iterator<Item = SentPair> + '_ {
+    RawPairs { rest: raw }.map(|pair| SentPair {
+        key: pair.key().logical().collect(),
+        value: pair.value().logical().collect(),
+        encoded_key: pair.key().encoded().collect(),
+        encoded_value: pair.value().encoded().collect(),
+    })
+}
+
 /// Number of `&` bytes.
 pub(super) fn count_ampersands(raw: &[u8]) -> usize {
     memchr::memchr_iter(b'&', raw).count()

@@ -10,11 +10,11 @@ use http_body::Body;
 
 use crate::Environment;
 use crate::credential::Credential;
-use crate::diagnose::{Diagnosis, Received, diagnose_key};
+use crate::diagnose::{Diagnosis, diagnose};
 use crate::error::{Error, LimitKind};
 use crate::request::SignedRequest;
 use crate::signature::{ContentHash, Signature};
-use crate::verified::{Prepared, Verified};
+use crate::verified::Verified;
 
 use super::body::{BodyError, read_to_limit};
 use super::event::Lookup;
@@ -136,9 +136,7 @@ where
             diagnostics: (settings.diagnostics && error == Error::InvalidSignature).then(|| {
                 Diagnostics {
                     string_to_sign: prepared.string_to_sign(&content),
-                    hint: kept
-                        .as_deref()
-                        .and_then(|c| hint(c, &request, &prepared, &bytes, now)),
+                    hint: kept.as_deref().and_then(|c| hint(c, &request, &bytes, now)),
                 }
             }),
             ..refuse(error, now)
@@ -179,14 +177,11 @@ async fn lookup<S: CredentialStore, R>(
 fn hint(
     credential: &Credential,
     request: &SignedRequest<'_>,
-    prepared: &Prepared<'_>,
     body: &[u8],
     now: u64,
 ) -> Option<&'static str> {
     let key = credential.keys().iter().find(|k| k.is_active_at(now))?;
-    let timestamp = prepared.timestamp_text();
-    let received = Received::new(request.method(), request.target(), timestamp, body);
-    match diagnose_key(key, &received, prepared.signature()) {
+    match diagnose(key, request, body) {
         Diagnosis::None | Diagnosis::Unknown => None,
         found => Some(found.code()),
     }
