@@ -1,0 +1,39 @@
+//! The `diagnosis:` line of `explain`: the CLI's one use of [`jg_hmac::diagnose`].
+
+use jg_hmac::diagnose::{Diagnosis, Received, diagnose};
+use jg_hmac::{ContentHash, Secret, Signature, Target};
+
+use crate::raw::RawRequest;
+use crate::terminal::push_escaped;
+
+/// `CODE (explanation)` for why `sent` is or is not the signature of `request` at
+/// `timestamp`, escaped for the terminal; for `path_prefix`, the missing prefix too.
+/// `given_hash` stands for the body when `--content-sha256` was given.
+pub fn diagnosis_line(
+    secret: &Secret,
+    request: &RawRequest<'_>,
+    target: Target<'_>,
+    timestamp: &str,
+    given_hash: Option<ContentHash>,
+    sent: &Signature,
+) -> Vec<u8> {
+    let received = match given_hash {
+        Some(content) => Received::with_content_hash(request.method(), target, timestamp, content),
+        None => Received::new(request.method(), target, timestamp, request.body()),
+    };
+    let diagnosis = diagnose(secret, &received, sent);
+    let mut line = Vec::new();
+    push_escaped(
+        &mut line,
+        format!("{} ({}", diagnosis.code(), diagnosis).as_bytes(),
+    );
+    if let Diagnosis::PathPrefix { prefix_len, .. } = diagnosis {
+        line.extend_from_slice(b"; missing: ");
+        push_escaped(
+            &mut line,
+            target.path().get(..prefix_len).unwrap_or_default(),
+        );
+    }
+    line.push(b')');
+    line
+}
