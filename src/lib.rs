@@ -54,7 +54,7 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 
-pub use canonical::{ALGORITHM, CanonicalRequest, VisibleNewlines};
+pub use canonical::{ALGORITHM, CanonicalRequest};
 pub use client_id::{Environment, UnknownEnvironment};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use credential::{Credential, CredentialLookup, SigningKey};
