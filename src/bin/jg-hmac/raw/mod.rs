@@ -23,11 +23,14 @@
 //!   cutting the body.
 
 mod body;
+mod error;
 mod head;
 
 use std::borrow::Cow;
 
 use jg_hmac::{ContentHash, SignedRequest, Target};
+
+pub use error::RawError;
 
 use body::{decode_chunked, framing};
 use head::{Lines, parse_header, parse_request_line};
@@ -69,93 +72,6 @@ impl RawLimits {
             .saturating_add(self.max_body)
             .saturating_add(1024)
     }
-}
-
-/// Why raw bytes are not a request [`parse`] accepts. The `Display` form is one line that
-/// says what to fix.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RawError {
-    /// The input is empty or holds only empty lines.
-    #[error("no request: the input is empty")]
-    Empty,
-    /// The header section is larger than [`RawLimits::max_head`].
-    #[error("header section larger than {limit} bytes")]
-    HeadTooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// More header fields than [`RawLimits::max_headers`].
-    #[error("more than {limit} header fields")]
-    TooManyHeaders {
-        /// The limit.
-        limit: usize,
-    },
-    /// The input ends before the empty line that ends the header section.
-    #[error("truncated: the header section does not end with an empty line")]
-    IncompleteHead,
-    /// A carriage return that is not part of a CRLF line end.
-    #[error("line {line}: carriage return (CR) not followed by LF")]
-    BareCr {
-        /// The 1-based line number in the header section.
-        line: usize,
-    },
-    /// The request line is not `METHOD SP request-target SP HTTP/1.x`.
-    #[error("bad request line: {0}")]
-    RequestLine(&'static str),
-    /// A header field line is not `name: value`.
-    #[error("line {line}: bad header field: {reason}")]
-    Header {
-        /// The 1-based line number in the header section (the request line is line 1).
-        line: usize,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// A `Content-Length` that is not digits, or copies that disagree.
-    #[error("bad Content-Length: {0}")]
-    ContentLength(&'static str),
-    /// Both `Content-Length` and `Transfer-Encoding`: servers disagree on which to use.
-    #[error(
-        "both Content-Length and Transfer-Encoding: a server may read the body either way; remove one"
-    )]
-    LengthAndTransferEncoding,
-    /// A transfer coding other than a single `chunked`.
-    #[error("Transfer-Encoding other than `chunked` is not supported: decode the body first")]
-    TransferEncoding,
-    /// The body is larger than [`RawLimits::max_body`].
-    #[error("body larger than {limit} bytes")]
-    BodyTooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// Fewer body bytes than `Content-Length` says.
-    #[error("truncated body: Content-Length is {expected} but only {received} bytes follow")]
-    Truncated {
-        /// The `Content-Length`.
-        expected: usize,
-        /// The bytes present after the header section.
-        received: usize,
-    },
-    /// Bytes after the body, other than CR and LF.
-    #[error(
-        "{count} bytes after the body: Content-Length (or the chunked framing) does not match the body"
-    )]
-    ExtraBytes {
-        /// How many bytes follow the body.
-        count: usize,
-    },
-    /// Bytes after the header section of a request with neither `Content-Length` nor
-    /// `Transfer-Encoding`, which has no body.
-    #[error(
-        "{count} bytes follow the header section but there is no Content-Length: add `Content-Length: {count}` if they are the body"
-    )]
-    BodyWithoutLength {
-        /// How many bytes follow the header section.
-        count: usize,
-    },
-    /// A malformed chunked body.
-    #[error("bad chunked body: {0}")]
-    Chunked(&'static str),
 }
 
 /// How a line of the header section ended.
