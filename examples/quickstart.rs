@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use jg_hmac::{
     CanonicalRequest, ContentHash, Credential, Secret, SignedRequest, Signer, SigningKey, Target,
-    Verifier, VisibleNewlines,
+    Verifier,
 };
 
 fn main() -> Result<(), jg_hmac::Error> {
@@ -30,7 +30,7 @@ fn main() -> Result<(), jg_hmac::Error> {
     let string_to_sign = canonical.string_to_sign(&timestamp.to_string(), &ContentHash::EMPTY);
     println!("GET {target}\n");
     println!("String-to-sign (newlines shown as \\n):");
-    println!("{}\n", VisibleNewlines(&string_to_sign));
+    println!("{}\n", string_to_sign.replace('\n', "\\n\n"));
     println!("Headers to send:");
     for name in ["x-client-id", "x-timestamp", "x-signature"] {
         if let Some(value) = request.headers().get(name) {

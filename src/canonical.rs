@@ -1,7 +1,5 @@
 //! The canonical request and its string-to-sign.
 
-use core::fmt;
-
 use hmac::Mac;
 
 use crate::query::CanonicalQuery;
@@ -240,29 +238,5 @@ impl<'r, 'a> StringToSign<'r, 'a> {
             sink.flush();
         }
         Signature::from_bytes(mac.finalize().into_bytes().into())
-    }
-}
-
-/// Shows a string-to-sign with its newlines made visible (`\n` then a line break), the
-/// form to paste into a support ticket.
-///
-/// ```
-/// let shown = jg_hmac::VisibleNewlines("a\nb").to_string();
-/// assert_eq!(shown, "a\\n\nb");
-/// ```
-#[derive(Clone, Copy, Debug)]
-pub struct VisibleNewlines<'a>(pub &'a str);
-
-impl fmt::Display for VisibleNewlines<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut lines = self.0.split('\n');
-        if let Some(first) = lines.next() {
-            f.write_str(first)?;
-        }
-        for line in lines {
-            f.write_str("\\n\n")?;
-            f.write_str(line)?;
-        }
-        Ok(())
     }
 }

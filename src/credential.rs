@@ -152,12 +152,14 @@ impl Credential {
     }
 
     /// Adds a key in place (the stores' rotation).
+    #[cfg(feature = "tower")]
     pub(crate) fn add_key(&mut self, key: SigningKey) {
         self.keys.push(key);
     }
 
     /// Removes every key with id `key_id`; says whether one was removed (the stores'
     /// revocation).
+    #[cfg(feature = "tower")]
     pub(crate) fn revoke(&mut self, key_id: &str) -> bool {
         let before = self.keys.len();
         self.keys.retain(|k| k.id != key_id);

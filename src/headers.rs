@@ -2,7 +2,6 @@
 
 use core::fmt;
 
-use crate::client_id;
 use crate::error::{Error, HeaderKind};
 use crate::swar::parse_digits;
 
@@ -192,6 +191,7 @@ pub(crate) fn parse_timestamp(raw: &[u8]) -> Result<u64, Error> {
     Ok(value)
 }
 
+#[cfg(feature = "tower")]
 impl<'a> AuthHeaders<'a> {
     /// The client id a request claimed, for the audit log and the metrics of a request
     /// refused before it was prepared: one well-formed value of `X-Client-Id` (else of
@@ -201,7 +201,7 @@ impl<'a> AuthHeaders<'a> {
             (Slot::One(v), _) | (Slot::Absent, Slot::One(v)) => v,
             _ => return None,
         };
-        client_id::is_well_formed(value, client_id::MAX_LEN)
+        crate::client_id::is_well_formed(value, crate::client_id::MAX_LEN)
             .then(|| core::str::from_utf8(value).ok())
             .flatten()
     }

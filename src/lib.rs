@@ -48,9 +48,6 @@ pub mod metrics;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
-#[cfg(feature = "cli")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
-pub mod raw;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
@@ -58,7 +55,7 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 
-pub use canonical::{CanonicalRequest, VisibleNewlines};
+pub use canonical::CanonicalRequest;
 pub use client_id::{Environment, UnknownEnvironment};
 pub use clock::{Clock, SystemClock};
 pub use credential::{Credential, CredentialLookup, SigningKey};

@@ -56,6 +56,29 @@ fn verify_at(request: &[u8], now: &str) -> Run {
 }
 
 #[test]
+fn help_describes_the_tool_and_its_exit_codes() {
+    let r = run_with(&["--help"], None, b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let help = r.out();
+    assert!(
+        help.starts_with(
+            "Sign, verify and explain raw HTTP/1.1 requests signed with JG-HMAC-SHA256."
+        ),
+        "{help}"
+    );
+    for code in [
+        "0 success",
+        "1 verification failed",
+        "2 usage error or unreadable input",
+    ] {
+        assert!(
+            help.contains(code),
+            "exit code `{code}` missing from:\n{help}"
+        );
+    }
+}
+
+#[test]
 fn seed_get_request_verifies_at_its_time() {
     let r = verify_at(SEED_GET.as_bytes(), "1735550160");
     assert_eq!((r.code, r.out().as_str()), (0, "ok\n"), "{}", r.stderr);

@@ -1,5 +1,5 @@
 //! The reqwest signer against a real local server: a plain `std::net` server on
-//! 127.0.0.1:0 that parses each request with `jg_hmac::raw`, verifies it with
+//! 127.0.0.1:0 that reads each request off the socket with `httparse`, verifies it with
 //! `jg_hmac::Verifier` and a replay guard, and records what it saw.
 #![allow(
     clippy::unwrap_used,
@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use jg_hmac::raw::{self, RawError, RawLimits};
 use jg_hmac::reqwest::{SignError, SignExt, SigningMiddleware};
 use jg_hmac::{
-    ContentHash, Credential, FixedClock, InMemoryReplayGuard, ReplayGuard, Secret, Signer, Verifier,
+    ContentHash, Credential, InMemoryReplayGuard, ReplayGuard, Secret, SignedRequest, Signer,
+    Target, Verifier,
 };
 use reqwest_middleware::ClientBuilder;
 use reqwest_retry::RetryTransientMiddleware;
@@ -53,33 +53,31 @@ impl Server {
         let (tx, seen) = mpsc::channel();
         std::thread::spawn(move || {
             let secret = Secret::from(SECRET);
-            let credential = Arc::new(Credential::new(CLIENT_ID).with_secret(&secret));
+            let credential = Arc::new(
+                Credential::new(CLIENT_ID).with_key(jg_hmac::SigningKey::new("0", &secret)),
+            );
             let lookup = move |id: &str| (id == CLIENT_ID).then(|| credential.clone());
             let verifier = Verifier::new();
             let guard = InMemoryReplayGuard::new(100);
             let mut script = script.into_iter();
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
-                let Some(bytes) = read_request(&mut stream) else {
+                let Some(request) = read_request(&mut stream) else {
                     continue;
                 };
-                let request = raw::parse(&bytes, &RawLimits::default()).unwrap();
                 let header = |name: &str| {
                     request
-                        .header_values(name)
-                        .next()
+                        .header(name)
                         .map(|v| String::from_utf8_lossy(v).into_owned())
                         .unwrap_or_default()
                 };
+                let signed = SignedRequest::new(
+                    &request.method,
+                    Target::parse(&request.target),
+                    request.headers.iter().map(|(n, v)| (n, v.as_slice())),
+                );
                 let verdict = verifier
-                    .verify(
-                        &lookup,
-                        request.method(),
-                        request.target_parts(),
-                        &request.auth_headers(),
-                        &request.content_hash(),
-                        now,
-                    )
+                    .verify(&lookup, &signed, &ContentHash::of(&request.body), now)
                     .and_then(|ok| {
                         guard.check_and_record(
                             ok.client_id(),
@@ -93,10 +91,10 @@ impl Server {
                     Err(e) => (401, e.code()),
                 };
                 let seen = Seen {
-                    target: String::from_utf8_lossy(request.target()).into_owned(),
+                    target: request.target.clone(),
                     timestamp: header("x-timestamp"),
                     signature: header("x-signature"),
-                    body: request.body().to_vec(),
+                    body: request.body.clone(),
                     verdict: text.to_owned(),
                 };
                 // Recorded before answering, so the client sees it once it has the answer.
@@ -122,21 +120,95 @@ impl Server {
     }
 }
 
+/// One request as the server read it off the socket.
+struct Received {
+    method: String,
+    /// The request-target as sent.
+    target: String,
+    /// Names in lowercase, in order, repeats included.
+    headers: Vec<(String, Vec<u8>)>,
+    /// Decoded, for a chunked body.
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
 /// Reads until the bytes parse as a whole request; `None` if the client hung up first.
-fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+fn read_request(stream: &mut TcpStream) -> Option<Received> {
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        match raw::parse(&bytes, &RawLimits::default()) {
-            Ok(_) => return Some(bytes),
-            Err(RawError::IncompleteHead | RawError::Truncated { .. } | RawError::Empty) => {}
-            Err(e) => panic!("server got a malformed request: {e}"),
+        if let Some(request) = parse_request(&bytes) {
+            return Some(request);
         }
         let n = stream.read(&mut chunk).ok()?;
         if n == 0 {
             return None;
         }
         bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `bytes` as one whole request, its body framed by Content-Length or chunked; `None`
+/// while more bytes are needed.
+fn parse_request(bytes: &[u8]) -> Option<Received> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    let status = request
+        .parse(bytes)
+        .unwrap_or_else(|e| panic!("server got a malformed request: {e}"));
+    let httparse::Status::Complete(head_len) = status else {
+        return None;
+    };
+    let mut received = Received {
+        method: request.method?.to_owned(),
+        target: request.path?.to_owned(),
+        headers: request
+            .headers
+            .iter()
+            .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+            .collect(),
+        body: Vec::new(),
+    };
+    let rest = &bytes[head_len..];
+    received.body = match received.header("transfer-encoding") {
+        Some(coding) => {
+            assert!(coding.eq_ignore_ascii_case(b"chunked"), "{coding:?}");
+            decode_chunked(rest)?
+        }
+        None => {
+            let length = received
+                .header("content-length")
+                .map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
+            rest.get(..length)?.to_vec()
+        }
+    };
+    Some(received)
+}
+
+/// A chunked body decoded; `None` until its last chunk and the empty line after it (no
+/// trailer fields) have arrived.
+fn decode_chunked(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let status = httparse::parse_chunk_size(rest).expect("a valid chunk size line");
+        let httparse::Status::Complete((start, size)) = status else {
+            return None;
+        };
+        let size = usize::try_from(size).unwrap();
+        rest = &rest[start..];
+        if size == 0 {
+            return rest.starts_with(b"\r\n").then_some(body);
+        }
+        body.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
     }
 }
 
@@ -149,7 +221,7 @@ async fn request_builder_extension_signs_get_and_post() {
     let server = Server::start(vec![], 1735550160);
     let client = reqwest::Client::new();
     let signer = signer();
-    let clock = FixedClock(1735550100);
+    let clock = move || 1735550100u64;
 
     let get = client
         .get(server.url("/v1/health/secure?z=two&z=three&version=1&a=hello"))
@@ -192,7 +264,7 @@ async fn request_builder_extension_signs_get_and_post() {
 async fn middleware_signs_what_reqwest_sends() {
     let server = Server::start(vec![], 1735550160);
     let client = ClientBuilder::new(reqwest::Client::new())
-        .with(SigningMiddleware::new(signer()).with_clock(FixedClock(1735550160)))
+        .with(SigningMiddleware::new(signer()).with_clock(move || 1735550160u64))
         .build();
     // reqwest's URL parser rewrites this target (dot segments, a space, non-ASCII): the
     // signature must cover the target as sent, not as written.
@@ -231,7 +303,7 @@ async fn an_unsigned_or_wrongly_signed_request_is_refused() {
     let wrong = Signer::new(CLIENT_ID, &Secret::from("not the secret")).unwrap();
     let response = client
         .get(server.url("/v1/health/secure"))
-        .signed(&wrong, &FixedClock(1735550160))
+        .signed(&wrong, &|| 1735550160u64)
         .unwrap()
         .send()
         .await
@@ -308,7 +380,7 @@ async fn signer_outside_retry_resends_a_replayed_signature() {
 async fn streamed_bodies_are_refused_or_signed_with_a_given_hash() {
     let server = Server::start(vec![], 1735550160);
     let signer = signer();
-    let clock = FixedClock(1735550160);
+    let clock = move || 1735550160u64;
     let client = reqwest::Client::new();
 
     let err = client

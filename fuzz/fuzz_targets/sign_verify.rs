@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use jg_hmac::{
-    AuthHeaders, CanonicalRequest, ContentHash, Credential, Error, Limits, Secret, Signature,
-    HeaderKind, Signer, Target, Verifier,
+    CanonicalRequest, ContentHash, Credential, Error, HeaderKind, Limits, Secret, Signature,
+    SignedRequest, Signer, Target, Verifier,
 };
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
@@ -61,18 +61,21 @@ impl Request {
         client: &str,
         now: u64,
     ) -> Result<(), Error> {
-        let cred = Arc::new(Credential::new(client).with_secret(&Secret::new(secret)));
+        let cred = Arc::new(Credential::new(client).with_key(jg_hmac::SigningKey::new("0", &Secret::new(secret))));
         let lookup = move |id: &str| (id == cred.client_id()).then(|| cred.clone());
-        let headers = AuthHeaders::from_pairs([
-            (&b"X-Client-Id"[..], &self.client_id[..]),
-            (b"X-Timestamp", &self.timestamp),
-            (b"X-Signature", &self.signature),
-        ]);
         let method = self.method();
-        let target = Target::parse_bytes(&self.target);
+        let request = SignedRequest::new(
+            &method,
+            Target::parse_bytes(&self.target),
+            [
+                (&b"X-Client-Id"[..], &self.client_id[..]),
+                (b"X-Timestamp", &self.timestamp),
+                (b"X-Signature", &self.signature),
+            ],
+        );
         let content = ContentHash::of(&self.body);
         verifier
-            .verify(&lookup, &method, target, &headers, &content, now)
+            .verify(&lookup, &request, &content, now)
             .map(|_| ())
     }
 

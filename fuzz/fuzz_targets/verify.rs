@@ -14,15 +14,15 @@
 //! - hiding unknown clients changes exactly one thing: `client_id` becomes
 //!   `invalid_signature`; and in that mode an unknown client gets exactly the answer a
 //!   known client with another secret gets;
-//! - for origin-form requests that `http` can represent, `verify_request` gives the same
-//!   answer as the core.
+//! - for origin-form requests that `http` can represent, `SignedRequest::from(&http::Request)`
+//!   gives the same answer as the core.
 #![no_main]
 
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use jg_hmac::{
-    ALGORITHM, AuthHeaders, ContentHash, Credential, Error, Limits, Secret, SigningKey, Target,
+    ContentHash, Credential, Error, Limits, Secret, SignedRequest, SigningKey, Target,
     Verifier,
 };
 use libfuzzer_sys::fuzz_target;
@@ -51,7 +51,7 @@ fn credential(client_id: &str, replace_secrets: bool) -> Option<Arc<Credential>>
     let mut cred = Credential::new(client_id);
     for (id, secret, not_after) in keys_of(client_id)? {
         let secret = if replace_secrets { UNGUESSABLE } else { secret };
-        cred.add_key(SigningKey::new(id, &Secret::new(secret)).with_validity(None, not_after));
+        cred = cred.with_key(SigningKey::new(id, &Secret::new(secret)).with_validity(None, not_after));
     }
     Some(Arc::new(cred))
 }
@@ -110,14 +110,17 @@ fuzz_target!(|data: &[u8]| {
     }
     let hidden = verifier.clone().with_hidden_unknown_clients(true);
 
-    let headers = AuthHeaders::from_pairs(header_list.iter().copied());
-    let target = Target::parse_bytes(target_bytes);
+    let request = SignedRequest::new(
+        &method,
+        Target::parse_bytes(target_bytes),
+        header_list.iter().copied(),
+    );
     let content = ContentHash::of(body);
     let lookup = |id: &str| credential(id, false);
-    let result = outcome(verifier.verify(&lookup, &method, target, &headers, &content, now));
+    let result = outcome(verifier.verify(&lookup, &request, &content, now));
 
     // Hiding unknown clients changes `client_id` into `invalid_signature`, nothing else.
-    let hidden_result = outcome(hidden.verify(&lookup, &method, target, &headers, &content, now));
+    let hidden_result = outcome(hidden.verify(&lookup, &request, &content, now));
     let expected_hidden = result.clone().map_err(|e| match e {
         Error::UnknownClient => Error::InvalidSignature,
         e => e,
@@ -127,14 +130,14 @@ fuzz_target!(|data: &[u8]| {
     let unknown = |_: &str| None;
     let unguessable = |id: &str| credential(id, true);
     assert_eq!(
-        outcome(hidden.verify(&unknown, &method, target, &headers, &content, now)),
-        outcome(hidden.verify(&unguessable, &method, target, &headers, &content, now)),
+        outcome(hidden.verify(&unknown, &request, &content, now)),
+        outcome(hidden.verify(&unguessable, &request, &content, now)),
         "hidden mode tells an unknown client from a known one"
     );
 
     if let Ok((client_id, key_id)) = &result {
         // The right secret, and nothing but it.
-        let prepared = verifier.prepare(&method, target, &headers, now).unwrap();
+        let prepared = verifier.prepare(&request, now).unwrap();
         assert_eq!(prepared.client_id(), client_id);
         let timestamp_raw = header_list
             .iter()
@@ -146,7 +149,7 @@ fuzz_target!(|data: &[u8]| {
             .string_to_sign_bytes(timestamp_raw, &content);
         let lines: Vec<&[u8]> = sts.split(|&b| b == b'\n').collect();
         assert!(lines.len() >= 6);
-        assert_eq!(lines[0], ALGORITHM.as_bytes());
+        assert_eq!(lines[0], b"JG-HMAC-SHA256");
         assert_eq!(lines[1], timestamp_raw.as_bytes());
         assert_eq!(lines[2], method.to_ascii_uppercase().as_bytes());
         assert_eq!(*lines.last().unwrap(), content.to_string().as_bytes());
@@ -163,8 +166,7 @@ fuzz_target!(|data: &[u8]| {
         );
         for v in [&verifier, &hidden] {
             assert_eq!(
-                v.verify(&unguessable, &method, target, &headers, &content, now)
-                    .err(),
+                v.verify(&unguessable, &request, &content, now).err(),
                 Some(Error::InvalidSignature),
                 "accepted without the right secret"
             );
@@ -179,8 +181,13 @@ fuzz_target!(|data: &[u8]| {
         for (name, value) in &header_list {
             builder = builder.header(*name, *value);
         }
-        if let Ok(request) = builder.body(body.to_vec()) {
-            let via_http = outcome(verifier.verify_request(&lookup, &request, now));
+        if let Ok(http_request) = builder.body(body.to_vec()) {
+            let via_http = outcome(verifier.verify(
+                &lookup,
+                &SignedRequest::from(&http_request),
+                &ContentHash::of(http_request.body()),
+                now,
+            ));
             assert_eq!(via_http, result, "http adapter differs from the core");
         }
     }
