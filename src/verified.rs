@@ -8,7 +8,7 @@ use crate::credential::{Credential, SigningKey};
 use crate::signature::{ContentHash, Signature};
 
 /// A request that passed every check needing no secret; the input to
-/// [`Verifier::finish`]. Borrows from the request; allocation-free for up to 32 query
+/// [`Verifier::finish`](crate::Verifier::finish). Borrows from the request; allocation-free for up to 32 query
 /// pairs.
 ///
 /// ```
