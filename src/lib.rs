@@ -68,7 +68,8 @@ pub use signature::{BodyHasher, ContentHash, Signature};
 pub use signer::{SignedHeaders, Signer};
 pub use target::Target;
 pub use verified::{Prepared, Verified};
-pub use verifier::{DEFAULT_WINDOW, Limits, Verifier};
+pub(crate) use verifier::DEFAULT_WINDOW;
+pub use verifier::{Limits, Verifier};
 
 // The pages under docs/ are doctested too (their Rust blocks compile and run with
 // `cargo test --doc`); they are not part of the rendered crate docs.

@@ -107,11 +107,7 @@ pub const STORE_ERRORS_TOTAL: &str = "jg_hmac_store_errors_total";
 
 /// The `client_id` label of every client id the credential store does not know (and of
 /// malformed ones), so that made-up ids cannot grow the label set.
-///
-/// ```
-/// assert_eq!(jg_hmac::metrics::UNKNOWN_CLIENT, "unknown");
-/// ```
-pub const UNKNOWN_CLIENT: &str = "unknown";
+pub(crate) const UNKNOWN_CLIENT: &str = "unknown";
 
 /// Buckets for [`CLOCK_SKEW_SECONDS`]: fine around 0 (±1, ±2, ±5 s) and dense on the
 /// approach to the ±300 s window's edges.

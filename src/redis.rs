@@ -69,7 +69,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::signature::Signature;
-use crate::tower::{AUDIT_TARGET, AsyncReplayGuard};
+use crate::tower::AsyncReplayGuard;
+use crate::tower::audit::AUDIT_TARGET;
 
 /// The `tracing` target of the guard's operational events (why Redis failed, in fail
 /// closed mode; the layer's audit event records the refusal itself).
@@ -99,7 +100,7 @@ pub enum FailMode {
     #[default]
     Closed,
     /// Accept the request without a replay check and emit a `warn` event on
-    /// [`AUDIT_TARGET`] with `outcome = "replay_check_skipped"`. Availability over
+    /// `jg_hmac::audit` with `outcome = "replay_check_skipped"`. Availability over
     /// replay protection, for the length of a Redis outage.
     Open,
 }

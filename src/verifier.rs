@@ -15,11 +15,7 @@ use crate::signature::{ContentHash, Signature};
 use crate::verified::{Prepared, Verified};
 
 /// Default tolerance, each way, between `X-Timestamp` and the verifier's clock: 300 s.
-///
-/// ```
-/// assert_eq!(jg_hmac::DEFAULT_WINDOW, 300);
-/// ```
-pub const DEFAULT_WINDOW: u64 = 300;
+pub(crate) const DEFAULT_WINDOW: u64 = 300;
 
 /// Size limits on what a client sends, checked before any work proportional to it.
 ///

@@ -11,19 +11,8 @@ use crate::swar::is_visible_ascii;
 
 use super::event::Event;
 
-/// The `tracing` target of the layer's audit events.
-///
-/// One event per request, at `INFO` when accepted and `WARN` when refused, with fields
-/// `request_id`, `outcome` (`accepted` or the error code), `status`, `client_id` (`-` when
-/// none could be read), `method`, `path` (first 256 bytes), `key_id` (accepted only),
-/// `sig` (the signature's first 8 hex digits, when it could be read), `latency_us`
-/// (until the response head was ready, inner service included) and, on a store failure,
-/// `store_error`. Never a secret, a full signature, a body or a query string.
-///
-/// ```
-/// assert_eq!(jg_hmac::tower::AUDIT_TARGET, "jg_hmac::audit");
-/// ```
-pub const AUDIT_TARGET: &str = "jg_hmac::audit";
+/// The `tracing` target of the audit events (see the module docs of `jg_hmac::tower`).
+pub(crate) const AUDIT_TARGET: &str = "jg_hmac::audit";
 
 /// Longest incoming `X-Request-Id` reused as is; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;

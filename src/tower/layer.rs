@@ -59,7 +59,7 @@ const DEFAULT_SKEW_WARNING: u64 = 60;
 /// `requestId`, `timestamp`) with the status of [`Error::status`](crate::Error::status),
 /// `Content-Type: application/json` and `X-Request-Id`. A store that fails answers `503
 /// credential_store_unavailable`; an unreadable body `400 malformed_body`. Each request
-/// emits one audit event (see [`AUDIT_TARGET`](super::AUDIT_TARGET)), whose path is the
+/// emits one audit event (target `jg_hmac::audit`, see the [module docs](super)), whose path is the
 /// path as sent.
 ///
 /// Cloning is cheap (one `Arc`): the store, the replay guard and the settings are shared

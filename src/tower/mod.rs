@@ -14,7 +14,14 @@
 //!   [`InMemoryReplayGuard`](crate::InMemoryReplayGuard) is one.
 //! - [`RequireScope`]: a per-route guard (axum's `route_layer`) answering `403
 //!   insufficient_scope` to a verified client without the route's scope.
-//! - Audit events through `tracing`, target [`AUDIT_TARGET`].
+//! - Audit events through `tracing`, target `jg_hmac::audit`: one event per request, at
+//!   `INFO` when accepted and `WARN` when refused, with fields `request_id`, `outcome`
+//!   (`accepted` or the error code), `status`, `client_id` (`-` when none could be read),
+//!   `method`, `path` (first 256 bytes), `key_id` (accepted only), `sig` (the signature's
+//!   first 8 hex digits, when it could be read), `latency_us` (until the response head was
+//!   ready, inner service included) and, on a store failure, `store_error`; a scope guard's
+//!   refusal adds `required_scope`. Never a secret, a full signature, a body or a query
+//!   string.
 //!
 //! ```
 //! use axum::{Router, routing::{get, post}};
@@ -37,7 +44,7 @@
 //! # let _ = app;
 //! ```
 
-mod audit;
+pub(crate) mod audit;
 mod authorize;
 mod body;
 mod cache;
@@ -56,7 +63,6 @@ mod settings;
 mod store;
 mod target;
 
-pub use audit::AUDIT_TARGET;
 pub use cache::{CachedStore, CachedStoreBuilder};
 pub use future::ResponseFuture;
 pub use identity::Authenticated;

@@ -23,7 +23,7 @@ use super::response::{ResponseBody, refusal};
 /// - Verified client with the scope: the inner service runs.
 /// - Verified client without it: `403` with the crate's JSON error body, code
 ///   `insufficient_scope`; the inner service does not run. An audit event (target
-///   [`AUDIT_TARGET`], `info`) records the client and the scope.
+///   `jg_hmac::audit`, `info`) records the client and the scope.
 /// - No [`Authenticated`] in the request (the route is not behind a `VerifyLayer`, a
 ///   server misconfiguration): `500`, code `authentication_not_configured`, as the
 ///   `Authenticated` extractor answers; never the handler unauthenticated.

@@ -15,9 +15,9 @@ pub struct VerifyArgs {
     /// Verify as if the time were TS (UNIX seconds) instead of now.
     #[arg(long, value_name = "TS")]
     now: Option<u64>,
-    /// Accepted clock skew each way, in seconds.
-    #[arg(long, value_name = "S", default_value_t = jg_hmac::DEFAULT_WINDOW)]
-    window: u64,
+    /// Accepted clock skew each way, in seconds [default: the verifier's, 300].
+    #[arg(long, value_name = "S")]
+    window: Option<u64>,
     /// Only accept this client id (others are answered `client_id`). By default the
     /// secret is taken to be that of whichever client id the request names.
     #[arg(long, value_name = "ID")]
@@ -39,9 +39,10 @@ pub fn verify(args: &VerifyArgs) -> Result<Vec<u8>, EarlyExit> {
     let bytes = args.input.read()?;
     let request = parse_request(&bytes)?;
     let now = args.now.unwrap_or_else(|| SystemClock.now());
-    let mut verifier = Verifier::new()
-        .with_window(args.window)
-        .with_access_key_alias(!args.no_access_key_alias);
+    let mut verifier = Verifier::new().with_access_key_alias(!args.no_access_key_alias);
+    if let Some(window) = args.window {
+        verifier = verifier.with_window(window);
+    }
     if !args.content_type.is_empty() {
         verifier = verifier.with_content_types(&args.content_type);
     }
@@ -50,7 +51,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Vec<u8>, EarlyExit> {
         Ok(_) => Ok(b"ok\n".to_vec()),
         Err(e) => {
             let detail = match e {
-                jg_hmac::Error::TimestampOutOfRange => timestamp_detail(&request, now, args.window),
+                jg_hmac::Error::TimestampOutOfRange => timestamp_detail(&request, now, verifier.replay_horizon()),
                 jg_hmac::Error::InvalidSignature => {
                     " (run `jg-hmac explain` on the same request to see the string-to-sign and a diagnosis)".into()
                 }
