@@ -35,9 +35,24 @@
 //! Configurations are interleaved over several rounds; each figure is the median over
 //! rounds, and every ratio is to the baseline of the same run. Bounded: about 15 s on 2
 //! cores. Not part of CI.
+//!
+//! **Where the time goes.** `layer_overhead probe <service> <n>` (the bench binary, run
+//! directly) sends `n` pre-built requests to one service in the function `probe_loop`,
+//! polled once each with a no-op waker (no runtime), for `valgrind --tool=callgrind
+//! --toggle-collect='*probe_loop*'`; the difference between two services' instruction
+//! counts is the layer's:
+//!
+//! ```text
+//! CARGO_PROFILE_BENCH_DEBUG=line-tables-only cargo bench --bench layer_overhead \
+//!     --features axum,metrics --no-run   # prints the binary's path
+//! valgrind --tool=callgrind --toggle-collect='*probe_loop*' <binary> probe layer+metrics 20000
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -52,11 +67,11 @@ use jg_hmac::{Clock, Credential, InMemoryReplayGuard, Secret, Signer, SystemCloc
 use tower_service::Service;
 
 const ROUNDS: usize = 7;
-const IN_PROCESS_N: usize = 20_000;
+const IN_PROCESS_N: usize = 40_000;
 const WARM_UP: usize = 1_000;
 /// Requests built ahead of each timed batch (small enough to stay in cache).
 const BATCH: usize = 250;
-const LOOPBACK_N: usize = 3_000;
+const LOOPBACK_N: usize = 4_200;
 const CONNECTIONS: usize = 4;
 const BODY: &[u8] = br#"{"amount":"5000","transactionId":"12345"}"#;
 
@@ -347,7 +362,64 @@ async fn loopback(config: Config, round: usize) -> Loopback {
     }
 }
 
+/// One request's future, polled once: the in-process services never wait.
+fn ready<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("an in-process request never waits"),
+    }
+}
+
+/// `requests` through `router`, each answered and its body collected, on this thread.
+fn run(router: &mut Router, requests: Vec<Request<Body>>) -> usize {
+    let mut answered = 0;
+    for request in requests {
+        let response = ready(router.call(request)).unwrap();
+        assert_eq!(response.status(), 200);
+        answered += ready(response.into_body().collect())
+            .unwrap()
+            .to_bytes()
+            .len();
+    }
+    answered
+}
+
+/// The loop callgrind counts (`--toggle-collect='*probe_loop*'`).
+#[inline(never)]
+fn probe_loop(router: &mut Router, requests: Vec<Request<Body>>) -> usize {
+    run(router, requests)
+}
+
+/// `layer_overhead probe <service> <n>`: `n` requests to one service (after a warm-up
+/// outside `probe_loop`), for callgrind.
+fn probe(name: &str, n: usize) {
+    let config = Config::all()
+        .into_iter()
+        .find(|c| c.name() == name)
+        .expect("a service name: baseline, layer, layer+metrics, layer+replay, layer+cache");
+    #[cfg(feature = "metrics")]
+    let _prometheus = recording::install();
+    #[cfg(feature = "metrics")]
+    recording::switch(config == Config::LayerMetrics);
+    let mut router = app(config);
+    let signed = Signed::new("probe", WARM_UP + n);
+    let warm_up = (0..WARM_UP).map(|i| signed.request(i, "")).collect();
+    run(&mut router, warm_up);
+    let requests = (WARM_UP..WARM_UP + n)
+        .map(|i| signed.request(i, ""))
+        .collect();
+    let answered = std::hint::black_box(probe_loop(&mut router, requests));
+    println!("{name}: {n} requests, {answered} bytes answered");
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, name, n] = args.as_slice()
+        && mode == "probe"
+    {
+        probe(name, n.parse().expect("a number of requests"));
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` would pass other flags: run
     // only when benchmarking.
     if !std::env::args().any(|a| a == "--bench") {
