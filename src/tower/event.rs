@@ -8,7 +8,9 @@ use crate::error::Error;
 use crate::signature::Signature;
 
 /// What happened to one request. Built once, after the response head is ready, and
-/// handed to every observer.
+/// handed to every observer. (Without feature `metrics`, the audit log reads only some of
+/// the fields.)
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct Event<'a> {
     pub(crate) request_id: &'a str,
     pub(crate) method: &'a str,
@@ -45,6 +47,7 @@ pub(crate) struct Event<'a> {
 
 /// One credential store lookup.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct Lookup {
     pub(crate) elapsed: Option<Duration>,
     pub(crate) failed: bool,
