@@ -365,8 +365,8 @@ impl PgCredentialStore {
     /// event per row.
     ///
     /// Verifiers must be able to open both forms while it runs: give them the new KEK as
-    /// [`kek`](PgStoreBuilder::kek) and the old one as
-    /// [`previous_kek`](PgStoreBuilder::previous_kek) first (docs/postgres.md).
+    /// [`kek`](super::PgStoreBuilder::kek) and the old one as
+    /// [`previous_kek`](super::PgStoreBuilder::previous_kek) first (docs/postgres.md).
     ///
     /// # Errors
     /// [`PgError::Rekey`] naming the first row that does not open; database and KEK
