@@ -47,8 +47,9 @@
 //! [`rekey`]: PgCredentialStore::rekey
 //! [`migrate`]: PgCredentialStore::migrate
 
-// Layering (each file imports only from those before it): `kek` → `error` → `events`,
-// `ids`, `migrate`, `model` → `store` (the read path) → `builder`, `listen` → `admin`.
+// Layering (each file imports only from files of earlier steps): `kek` → `error` →
+// `events`, `ids`, `migrate`, `model` → `store` (the read path) → `builder`, `listen`,
+// `admin` (the operator's calls).
 mod admin;
 mod builder;
 mod error;
