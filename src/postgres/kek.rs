@@ -416,4 +416,20 @@ mod tests {
         assert!(kek.open_now(&bad, b"a").is_err());
         assert_eq!(kek.open_now(&one, b"a").unwrap().expose_secret(), b"s");
     }
+
+    #[test]
+    fn a_shared_kek_is_a_kek() {
+        let local = LocalKek::from_bytes(&[5; 32]);
+        let id = local.id().to_owned();
+        let shared: Arc<dyn Kek> = Arc::new(local);
+        assert_eq!(Kek::id(&shared), id);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let sealed = Kek::seal(&shared, b"s", b"a").await.unwrap();
+            let opened = Kek::open(&shared, &sealed, b"a").await.unwrap();
+            assert_eq!(opened.expose_secret(), b"s");
+        });
+    }
 }
