@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+pub(crate) use crate::json::push_json_string;
+
 /// A header that takes part in JG-HMAC-SHA256 authentication.
 ///
 /// Carried by [`Error::MissingHeader`] and [`Error::MalformedHeader`] so that a partner is
@@ -297,25 +299,6 @@ fn push_display(out: &mut String, value: impl fmt::Display) {
     use fmt::Write;
     // Writing to a String cannot fail.
     let _ = write!(out, "{value}");
-}
-
-/// Appends `s` as a JSON string literal (RFC 8259 escaping).
-pub(crate) fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                push_display(out, format_args!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

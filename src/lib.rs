@@ -25,6 +25,7 @@ mod credential;
 mod error;
 mod headers;
 mod http_adapter;
+mod json;
 mod query;
 mod replay;
 mod request;

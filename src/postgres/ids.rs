@@ -1,13 +1,26 @@
-//! Client ids, key ids, scopes and new secrets.
+//! Checks of the ids and scopes the operator's calls take, the issuance policy for new
+//! client ids, and new key ids and secrets.
+//!
+//! Two rules, on purpose:
+//! - A client id that names an *existing* client (a lookup, a revocation, a rotation, a
+//!   listing) is checked with the crate's one syntax rule,
+//!   [`is_well_formed`](crate::client_id::is_well_formed): 1 to 128 bytes of visible ASCII
+//!   (SPEC.md §1).
+//! - The *issuance policy* is stricter: a client id this store hands out or accepts for
+//!   a new client is 1 to 128 characters among ASCII letters, digits, `_`, `-` and `.`,
+//!   and starts with its environment's prefix (`jk_live_`, `jk_test_`), so that every id
+//!   issued here is safe in URLs, shells and logs as it is. Key ids follow the same
+//!   character rule.
 
 use zeroize::Zeroizing;
 
 use crate::Environment;
+use crate::client_id::{self, is_well_formed};
 
-use super::PgError;
+use super::error::PgError;
 
-/// Longest client id, key id or scope accepted.
-pub(crate) const MAX_ID_LEN: usize = 128;
+/// Longest key id or scope accepted.
+const MAX_TOKEN_LEN: usize = 128;
 
 /// Random characters after the `jk_live_`/`jk_test_` prefix of a generated client id:
 /// 26 characters of a 32-letter alphabet, 130 random bits.
@@ -17,33 +30,22 @@ const CLIENT_ID_RANDOM_CHARS: usize = 26;
 /// base32 alphabet, lowercased).
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-/// Whether `id` may be a client id: 1 to 128 characters among ASCII letters, digits,
-/// `_`, `-` and `.`. Lookups of anything else are answered "unknown" without a query.
-///
-/// ```
-/// use jg_hmac::postgres::is_valid_client_id;
-/// assert!(is_valid_client_id("jk_live_abc123"));
-/// assert!(!is_valid_client_id("jk_live_x'; DROP TABLE keys; --"));
-/// assert!(!is_valid_client_id(""));
-/// ```
-pub fn is_valid_client_id(id: &str) -> bool {
-    is_token(id)
-}
-
-fn is_token(s: &str) -> bool {
+/// The issuance policy's characters: 1 to `max_len` of `[A-Za-z0-9_.-]`.
+fn is_token(s: &str, max_len: usize) -> bool {
     !s.is_empty()
-        && s.len() <= MAX_ID_LEN
+        && s.len() <= max_len
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-/// Checks a client id given for a new client of `environment`.
+/// Checks a client id given for a new client of `environment` (the issuance policy).
 pub(crate) fn check_new_client_id(id: &str, environment: Environment) -> Result<(), PgError> {
-    if !is_valid_client_id(id) {
+    if !is_token(id, client_id::MAX_LEN) {
         return Err(PgError::InvalidInput(format!(
-            "client id {:?} is not valid: 1 to {MAX_ID_LEN} characters among ASCII \
+            "client id {:?} is not valid for a new client: 1 to {} characters among ASCII \
              letters, digits, '_', '-' and '.'",
-            truncate(id)
+            truncate(id),
+            client_id::MAX_LEN
         )));
     }
     if Environment::of(id) != Some(environment) {
@@ -62,24 +64,28 @@ pub(crate) fn check_new_client_id(id: &str, environment: Environment) -> Result<
     Ok(())
 }
 
-/// Checks a client id named by an operator (revoke, rotate, list).
+/// Checks a client id named by an operator (revoke, rotate, list): the crate's one
+/// client-id rule.
 pub(crate) fn check_client_id(id: &str) -> Result<(), PgError> {
-    check_token("client id", id)
-}
-
-/// Checks a key id named by an operator.
-pub(crate) fn check_key_id(id: &str) -> Result<(), PgError> {
-    check_token("key id", id)
-}
-
-/// Client and key ids: 1 to 128 of `[A-Za-z0-9_.-]`, so they are safe in logs and SQL
-/// parameters alike.
-fn check_token(what: &str, id: &str) -> Result<(), PgError> {
-    if is_token(id) {
+    if is_well_formed(id.as_bytes(), client_id::MAX_LEN) {
         Ok(())
     } else {
         Err(PgError::InvalidInput(format!(
-            "{what} {:?} is not valid: 1 to {MAX_ID_LEN} characters among ASCII letters, \
+            "client id {:?} is not valid: 1 to {} bytes of visible ASCII",
+            truncate(id),
+            client_id::MAX_LEN
+        )))
+    }
+}
+
+/// Checks a key id named by an operator: the issuance policy's characters, as every key
+/// id was issued by this store.
+pub(crate) fn check_key_id(id: &str) -> Result<(), PgError> {
+    if is_token(id, MAX_TOKEN_LEN) {
+        Ok(())
+    } else {
+        Err(PgError::InvalidInput(format!(
+            "key id {:?} is not valid: 1 to {MAX_TOKEN_LEN} characters among ASCII letters, \
              digits, '_', '-' and '.'",
             truncate(id)
         )))
@@ -88,12 +94,15 @@ fn check_token(what: &str, id: &str) -> Result<(), PgError> {
 
 /// Checks a scope: 1 to 128 printable ASCII characters, no spaces.
 pub(crate) fn check_scope(scope: &str) -> Result<(), PgError> {
-    if !scope.is_empty() && scope.len() <= MAX_ID_LEN && scope.bytes().all(|b| b.is_ascii_graphic())
+    if !scope.is_empty()
+        && scope.len() <= MAX_TOKEN_LEN
+        && scope.bytes().all(|b| b.is_ascii_graphic())
     {
         Ok(())
     } else {
         Err(PgError::InvalidInput(format!(
-            "scope {:?} is not valid: 1 to {MAX_ID_LEN} printable ASCII characters without spaces",
+            "scope {:?} is not valid: 1 to {MAX_TOKEN_LEN} printable ASCII characters without \
+             spaces",
             truncate(scope)
         )))
     }
@@ -113,16 +122,7 @@ fn random_chars(n: usize) -> Result<String, PgError> {
 }
 
 /// A new client id of `environment`: its prefix and 26 random characters (130 bits).
-///
-/// # Errors
-/// [`PgError::Random`] when the operating system's generator fails.
-///
-/// ```
-/// use jg_hmac::Environment;
-/// let id = jg_hmac::postgres::new_client_id(Environment::Live).unwrap();
-/// assert!(id.starts_with("jk_live_") && id.len() == 8 + 26);
-/// ```
-pub fn new_client_id(environment: Environment) -> Result<String, PgError> {
+pub(crate) fn new_client_id(environment: Environment) -> Result<String, PgError> {
     Ok(format!(
         "{}{}",
         environment.prefix(),
@@ -154,19 +154,31 @@ mod tests {
         let a = new_client_id(Environment::Test).unwrap();
         let b = new_client_id(Environment::Test).unwrap();
         assert_ne!(a, b);
+        assert!(a.starts_with("jk_test_") && a.len() == 8 + CLIENT_ID_RANDOM_CHARS);
         assert!(check_new_client_id(&a, Environment::Test).is_ok());
         assert!(check_new_client_id(&a, Environment::Live).is_err());
         assert!(check_new_client_id("jk_test_", Environment::Test).is_err());
-        assert!(is_valid_client_id(&new_key_id().unwrap()));
+        assert!(check_key_id(&new_key_id().unwrap()).is_ok());
         let s = new_secret_hex().unwrap();
         assert_eq!(s.len(), 64);
         assert!(s.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 
     #[test]
+    fn issuance_is_stricter_than_naming() {
+        // Named (an existing client): the crate's one rule, visible ASCII.
+        assert!(check_client_id("jk_live_a:b").is_ok());
+        assert!(check_client_id("jk_live_x'; DROP TABLE keys; --").is_err()); // a space
+        assert!(check_client_id("").is_err());
+        assert!(check_client_id(&"a".repeat(129)).is_err());
+        assert!(check_client_id("jk_live_é").is_err());
+        // Issued: letters, digits, '_', '-', '.'.
+        assert!(check_new_client_id("jk_live_a:b", Environment::Live).is_err());
+        assert!(check_new_client_id("jk_live_a.b-c_d", Environment::Live).is_ok());
+    }
+
+    #[test]
     fn rejects() {
-        assert!(!is_valid_client_id(&"a".repeat(129)));
-        assert!(!is_valid_client_id("jk_live_é"));
         assert!(check_scope("a b").is_err());
         assert!(check_scope("transactions:write").is_ok());
         assert!(check_key_id("k\n").is_err());

@@ -1,7 +1,10 @@
 //! Key-encryption keys: what encrypts client secrets at rest.
 
 use std::fmt;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -62,30 +65,24 @@ impl fmt::Display for KekError {
 
 impl std::error::Error for KekError {}
 
-/// What [`Kek`]'s methods return: a boxed future, so that a backend can call a KMS or
-/// Vault's transit engine.
-///
-/// ```
-/// let done: jg_hmac::postgres::KekFuture<'static, u8> = Box::pin(async { 7 });
-/// # let _ = done;
-/// ```
-pub type KekFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
 /// A key-encryption key (KEK): seals client secrets before they reach the database and
 /// opens them when a verifier loads a credential.
 ///
 /// `aad` (associated data) binds a ciphertext to its row: the store passes the client id
 /// and the key id, so a ciphertext copied into another row does not open. The methods
-/// return boxed futures so that a backend can call a KMS or Vault's transit engine; the
-/// local implementation is [`LocalKek`].
+/// return boxed `Send` futures so that a backend can call a KMS or Vault's transit
+/// engine; the local implementation is [`LocalKek`]. An `Arc` of a KEK is a KEK too, so
+/// one key can be shared between stores.
 ///
 /// [`id`](Self::id) names the key (not secretly): it is stored beside every ciphertext,
 /// so a store holding several KEKs (during a [re-key](super::PgCredentialStore::rekey))
 /// knows which one opens a row.
 ///
 /// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
 /// use jg_hmac::Secret;
-/// use jg_hmac::postgres::{Kek, KekError, KekFuture, Sealed};
+/// use jg_hmac::postgres::{Kek, KekError, Sealed};
 ///
 /// /// Stands for a client of a KMS: here it only delegates to a local key.
 /// #[derive(Debug)]
@@ -93,11 +90,19 @@ pub type KekFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 ///
 /// impl Kek for Kms {
 ///     fn id(&self) -> &str { "kms:alias/jg-hmac" }
-///     fn seal<'a>(&'a self, plaintext: &'a [u8], aad: &'a [u8]) -> KekFuture<'a, Result<Sealed, KekError>> {
+///     fn seal<'a>(
+///         &'a self,
+///         plaintext: &'a [u8],
+///         aad: &'a [u8],
+///     ) -> Pin<Box<dyn Future<Output = Result<Sealed, KekError>> + Send + 'a>> {
 ///         self.0.seal(plaintext, aad) // a real one: an Encrypt call with aad as context
 ///     }
-///     fn open<'a>(&'a self, sealed: &'a Sealed, aad: &'a [u8]) -> KekFuture<'a, Result<Secret, KekError>> {
-///         self.0.open(sealed, aad)
+///     fn open<'a>(
+///         &'a self,
+///         sealed: &'a Sealed,
+///         aad: &'a [u8],
+///     ) -> Pin<Box<dyn Future<Output = Result<Secret, KekError>> + Send + 'a>> {
+///         Box::pin(async move { self.0.open(sealed, aad).await })
 ///     }
 /// }
 /// # let _ = Kms(jg_hmac::postgres::LocalKek::generate().unwrap());
@@ -114,7 +119,7 @@ pub trait Kek: fmt::Debug + Send + Sync + 'static {
         &'a self,
         plaintext: &'a [u8],
         aad: &'a [u8],
-    ) -> KekFuture<'a, Result<Sealed, KekError>>;
+    ) -> Pin<Box<dyn Future<Output = Result<Sealed, KekError>> + Send + 'a>>;
 
     /// Decrypts what [`seal`](Self::seal) produced with the same `aad`.
     ///
@@ -125,7 +130,29 @@ pub trait Kek: fmt::Debug + Send + Sync + 'static {
         &'a self,
         sealed: &'a Sealed,
         aad: &'a [u8],
-    ) -> KekFuture<'a, Result<Secret, KekError>>;
+    ) -> Pin<Box<dyn Future<Output = Result<Secret, KekError>> + Send + 'a>>;
+}
+
+impl<K: Kek + ?Sized> Kek for Arc<K> {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+
+    fn seal<'a>(
+        &'a self,
+        plaintext: &'a [u8],
+        aad: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<Sealed, KekError>> + Send + 'a>> {
+        (**self).seal(plaintext, aad)
+    }
+
+    fn open<'a>(
+        &'a self,
+        sealed: &'a Sealed,
+        aad: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<Secret, KekError>> + Send + 'a>> {
+        (**self).open(sealed, aad)
+    }
 }
 
 /// A key-encryption key held in this process: AES-256-GCM with a random 96-bit nonce per
@@ -241,8 +268,28 @@ impl LocalKek {
     /// # let _ = kek;
     /// ```
     pub fn generate() -> Result<Self, KekError> {
-        let key = generate_key_hex()?;
+        let key = Self::generate_hex()?;
         Self::from_hex(&key)
+    }
+
+    /// A new random key from the operating system's generator, as the 64 lowercase hex
+    /// digits of a KEK file (what `jg-hmac keys gen-kek` writes), in a string wiped on
+    /// drop. [`from_hex`](Self::from_hex) reads it back.
+    ///
+    /// # Errors
+    /// [`KekError`] when the generator fails.
+    ///
+    /// ```
+    /// use jg_hmac::postgres::LocalKek;
+    /// let hex = LocalKek::generate_hex().unwrap();
+    /// assert_eq!(hex.len(), 64);
+    /// assert!(LocalKek::from_hex(&hex).is_ok());
+    /// ```
+    pub fn generate_hex() -> Result<Zeroizing<String>, KekError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut key[..])
+            .map_err(|e| KekError::new(format!("random generator unavailable: {e}")))?;
+        Ok(Zeroizing::new(hex::encode(&key[..])))
     }
 
     fn seal_now(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, KekError> {
@@ -301,7 +348,7 @@ impl Kek for LocalKek {
         &'a self,
         plaintext: &'a [u8],
         aad: &'a [u8],
-    ) -> KekFuture<'a, Result<Sealed, KekError>> {
+    ) -> Pin<Box<dyn Future<Output = Result<Sealed, KekError>> + Send + 'a>> {
         let result = self.seal_now(plaintext, aad);
         Box::pin(std::future::ready(result))
     }
@@ -310,7 +357,7 @@ impl Kek for LocalKek {
         &'a self,
         sealed: &'a Sealed,
         aad: &'a [u8],
-    ) -> KekFuture<'a, Result<Secret, KekError>> {
+    ) -> Pin<Box<dyn Future<Output = Result<Secret, KekError>> + Send + 'a>> {
         let result = self.open_now(sealed, aad);
         Box::pin(std::future::ready(result))
     }
@@ -323,22 +370,6 @@ impl fmt::Debug for LocalKek {
             .field("key", &"[redacted]")
             .finish()
     }
-}
-
-/// 64 hex digits of a new random 256-bit key, for a KEK file.
-///
-/// # Errors
-/// [`KekError`] when the operating system's generator fails.
-///
-/// ```
-/// let hex = jg_hmac::postgres::generate_key_hex().unwrap();
-/// assert_eq!(hex.len(), 64);
-/// ```
-pub fn generate_key_hex() -> Result<Zeroizing<String>, KekError> {
-    let mut key = Zeroizing::new([0u8; 32]);
-    getrandom::fill(&mut key[..])
-        .map_err(|e| KekError::new(format!("random generator unavailable: {e}")))?;
-    Ok(Zeroizing::new(hex::encode(&key[..])))
 }
 
 #[cfg(test)]
@@ -384,5 +415,21 @@ mod tests {
         bad.nonce.pop();
         assert!(kek.open_now(&bad, b"a").is_err());
         assert_eq!(kek.open_now(&one, b"a").unwrap().expose_secret(), b"s");
+    }
+
+    #[test]
+    fn a_shared_kek_is_a_kek() {
+        let local = LocalKek::from_bytes(&[5; 32]);
+        let id = local.id().to_owned();
+        let shared: Arc<dyn Kek> = Arc::new(local);
+        assert_eq!(Kek::id(&shared), id);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let sealed = Kek::seal(&shared, b"s", b"a").await.unwrap();
+            let opened = Kek::open(&shared, &sealed, b"a").await.unwrap();
+            assert_eq!(opened.expose_secret(), b"s");
+        });
     }
 }

@@ -11,7 +11,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::tower::CachedStore;
 
-use super::NOTIFY_CHANNEL;
+use super::events::NOTIFY_CHANNEL;
 use super::store::{LOG_TARGET, PgCredentialStore};
 
 /// First wait before reconnecting; doubled after each failure.
@@ -66,8 +66,8 @@ impl<T: Invalidate + ?Sized> Invalidate for Arc<T> {
     }
 }
 
-/// A running listener: a task on its own database connection that `LISTEN`s on
-/// [`NOTIFY_CHANNEL`]. Dropping it leaves the task running; [`abort`](Self::abort) stops
+/// A running listener: a task on its own database connection that `LISTEN`s on the
+/// channel `jg_hmac_credentials`. Dropping it leaves the task running; [`abort`](Self::abort) stops
 /// it.
 ///
 /// ```no_run

@@ -1,15 +1,10 @@
 //! The schema, as versioned SQL migrations embedded in the crate.
 
-use super::PgError;
+use super::error::PgError;
 
 /// One schema migration: a version, a name, and the SQL that applies it.
-///
-/// ```
-/// let first = &jg_hmac::postgres::MIGRATIONS[0];
-/// assert_eq!((first.version, first.name), (1, "init"));
-/// ```
 #[derive(Clone, Copy, Debug)]
-pub struct Migration {
+pub(crate) struct Migration {
     /// The version, counting from 1; applied in this order.
     pub version: i32,
     /// A short name.
@@ -19,11 +14,7 @@ pub struct Migration {
 }
 
 /// Every migration this version knows, in order (`migrations/*.sql`).
-///
-/// ```
-/// assert!(jg_hmac::postgres::MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
-/// ```
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "init",
     sql: include_str!("../../migrations/0001_init.sql"),
@@ -33,26 +24,9 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 const MIGRATION_LOCK: i64 = 0x6a67_686d_6163_0001;
 
 /// Applies the migrations the database does not have yet, in one transaction, and
-/// returns the versions applied (empty when the schema was up to date).
-///
-/// Creates the PostgreSQL schema `jg_hmac` and its table `schema_migrations` first if
-/// needed. Concurrent callers wait for each other (an advisory lock), so two instances
-/// starting at once apply each migration once.
-///
-/// # Errors
-/// [`PgError::Database`] when a statement fails (nothing is applied then);
-/// [`PgError::Schema`] when the database has a version newer than this crate knows.
-///
-/// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let (mut client, connection) =
-///     tokio_postgres::connect("host=127.0.0.1 user=postgres", tokio_postgres::NoTls).await?;
-/// tokio::spawn(connection);
-/// let applied = jg_hmac::postgres::migrate(&mut client).await?;
-/// println!("applied {applied:?}");
-/// # Ok(()) }
-/// ```
-pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, PgError> {
+/// returns the versions applied; documented on
+/// [`PgCredentialStore::migrate`](super::PgCredentialStore::migrate), its one caller.
+pub(crate) async fn apply(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, PgError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -93,4 +67,23 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, Pg
     }
     tx.commit().await?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_count_up_from_one() {
+        assert_eq!(
+            MIGRATIONS.first().map(|m| (m.version, m.name)),
+            Some((1, "init"))
+        );
+        assert!(
+            MIGRATIONS
+                .iter()
+                .zip(MIGRATIONS.iter().skip(1))
+                .all(|(a, b)| a.version < b.version)
+        );
+    }
 }

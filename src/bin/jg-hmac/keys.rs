@@ -12,8 +12,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use jg_hmac::postgres::{LocalKek, NewClient, PgCredentialStore, PgError, generate_key_hex};
+use jg_hmac::postgres::{ClientInfo, Issued, Kek, LocalKek, NewClient, PgCredentialStore, PgError};
+use jg_hmac::{Clock, SystemClock};
 use zeroize::Zeroizing;
+
+/// JSON string literals, escaped as the library escapes them (one escaper: src/json.rs).
+mod json {
+    include!("../../json.rs");
+}
+use json::push_json_string;
 
 const DATABASE_VAR: &str = "JG_DATABASE_URL";
 const KEK_VAR: &str = "JG_KEK_FILE";
@@ -252,9 +259,22 @@ async fn db_migrate() -> Result<Zeroizing<String>, Failure> {
     }))
 }
 
-fn issued_output(issued: &jg_hmac::postgres::Issued, json: bool) -> Zeroizing<String> {
+/// `{"client_id":…,"key_id":…,"secret":…}`, in a string wiped on drop.
+fn issued_json(issued: &Issued) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(160));
+    out.push_str("{\"client_id\":");
+    push_json_string(&mut out, &issued.client_id);
+    out.push_str(",\"key_id\":");
+    push_json_string(&mut out, &issued.key_id);
+    out.push_str(",\"secret\":");
+    push_json_string(&mut out, issued.secret_hex());
+    out.push('}');
+    out
+}
+
+fn issued_output(issued: &Issued, json: bool) -> Zeroizing<String> {
     if json {
-        let mut out = issued.to_json();
+        let mut out = issued_json(issued);
         out.push('\n');
         out
     } else {
@@ -317,9 +337,7 @@ async fn revoke(args: RevokeArgs, actor: &str) -> Result<Zeroizing<String>, Fail
 async fn list(args: ListArgs) -> Result<Zeroizing<String>, Failure> {
     let store = store(false)?;
     let clients = store.list(args.client_id.as_deref()).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = SystemClock.now();
     let mut out = String::new();
     if args.json {
         out.push('[');
@@ -327,7 +345,7 @@ async fn list(args: ListArgs) -> Result<Zeroizing<String>, Failure> {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&c.to_json(now));
+            push_client_json(&mut out, c, now);
         }
         out.push_str("]\n");
     } else {
@@ -359,8 +377,57 @@ async fn list(args: ListArgs) -> Result<Zeroizing<String>, Failure> {
     Ok(Zeroizing::new(out))
 }
 
-fn opt(v: Option<i64>) -> String {
+fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// One JSON object: `client_id`, `environment`, `scopes`, `disabled`, `created_at` and
+/// `keys` (each: `key_id`, `kek_id`, `created_at`, `not_before`, `not_after`,
+/// `revoked_at`, `status` at `now`). No secret.
+fn push_client_json(out: &mut String, client: &ClientInfo, now: u64) {
+    fn time(out: &mut String, v: Option<u64>) {
+        match v {
+            Some(v) => out.push_str(&v.to_string()),
+            None => out.push_str("null"),
+        }
+    }
+    out.push_str("{\"client_id\":");
+    push_json_string(out, &client.client_id);
+    out.push_str(",\"environment\":");
+    push_json_string(out, &client.environment);
+    out.push_str(",\"scopes\":[");
+    for (i, s) in client.scopes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(out, s);
+    }
+    out.push_str("],\"disabled\":");
+    out.push_str(if client.disabled { "true" } else { "false" });
+    out.push_str(",\"created_at\":");
+    time(out, Some(client.created_at));
+    out.push_str(",\"keys\":[");
+    for (i, k) in client.keys.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"key_id\":");
+        push_json_string(out, &k.key_id);
+        out.push_str(",\"kek_id\":");
+        push_json_string(out, &k.kek_id);
+        out.push_str(",\"created_at\":");
+        time(out, Some(k.created_at));
+        out.push_str(",\"not_before\":");
+        time(out, k.not_before);
+        out.push_str(",\"not_after\":");
+        time(out, k.not_after);
+        out.push_str(",\"revoked_at\":");
+        time(out, k.revoked_at);
+        out.push_str(",\"status\":");
+        push_json_string(out, k.status(now));
+        out.push('}');
+    }
+    out.push_str("]}");
 }
 
 async fn rekey(args: RekeyArgs, actor: &str) -> Result<Zeroizing<String>, Failure> {
@@ -370,7 +437,7 @@ async fn rekey(args: RekeyArgs, actor: &str) -> Result<Zeroizing<String>, Failur
     Ok(Zeroizing::new(format!(
         "re-encrypted {} secret(s) under {}; {} already were\n",
         report.rekeyed,
-        jg_hmac::postgres::Kek::id(&new_kek),
+        new_kek.id(),
         report.already
     )))
 }
@@ -380,7 +447,7 @@ fn gen_kek(args: &GenKekArgs) -> Result<Zeroizing<String>, Failure> {
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
 
-    let key = generate_key_hex().map_err(|e| Failure {
+    let key = LocalKek::generate_hex().map_err(|e| Failure {
         code: 1,
         message: e.to_string(),
     })?;
@@ -402,6 +469,6 @@ fn gen_kek(args: &GenKekArgs) -> Result<Zeroizing<String>, Failure> {
     Ok(Zeroizing::new(format!(
         "wrote a new key-encryption key to {} (id {})\n",
         args.out.display(),
-        jg_hmac::postgres::Kek::id(&kek)
+        kek.id()
     )))
 }

@@ -1,0 +1,227 @@
+//! Settings of a [`PgCredentialStore`], and the builders that start them.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use super::error::PgError;
+use super::kek::Kek;
+use super::store::PgCredentialStore;
+
+/// Default bound on a credential lookup (pool wait, connect, statement): 2 s.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default bound on an operator's call (create, rotate, revoke, list, rekey): 30 s.
+const DEFAULT_ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default pool size.
+const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+impl PgCredentialStore {
+    /// A builder for the database at `url`: a `postgres://` URL or a
+    /// `key=value` connection string.
+    ///
+    /// # Errors
+    /// [`PgError::InvalidInput`] when `url` does not parse (the message does not repeat
+    /// it: it may hold a password).
+    ///
+    /// ```
+    /// let builder = jg_hmac::postgres::PgCredentialStore::builder("postgres://jg@127.0.0.1:5432/jg");
+    /// assert!(builder.is_ok());
+    /// ```
+    pub fn builder(url: &str) -> Result<PgStoreBuilder, PgError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| PgError::InvalidInput(format!("the database URL does not parse: {e}")))?;
+        Ok(Self::builder_from_config(config))
+    }
+
+    /// A builder from a `tokio_postgres::Config`.
+    ///
+    /// ```
+    /// let mut config = tokio_postgres::Config::new();
+    /// config.host("127.0.0.1").user("jg").dbname("jg");
+    /// let builder = jg_hmac::postgres::PgCredentialStore::builder_from_config(config);
+    /// # let _ = builder;
+    /// ```
+    pub fn builder_from_config(config: tokio_postgres::Config) -> PgStoreBuilder {
+        PgStoreBuilder {
+            config,
+            keks: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            admin_timeout: DEFAULT_ADMIN_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Settings of a [`PgCredentialStore`]; each method documents its default.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use jg_hmac::postgres::{LocalKek, PgCredentialStore};
+/// let store = PgCredentialStore::builder("host=127.0.0.1 user=jg dbname=jg")?
+///     .kek(LocalKek::from_file("/run/secrets/jg-kek-2026")?)
+///     .previous_kek(LocalKek::from_file("/run/secrets/jg-kek-2025")?)
+///     .timeout(Duration::from_millis(500))
+///     .max_connections(8)
+///     .build()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct PgStoreBuilder {
+    config: tokio_postgres::Config,
+    keks: Vec<Arc<dyn Kek>>,
+    timeout: Duration,
+    admin_timeout: Duration,
+    max_connections: usize,
+}
+
+impl fmt::Debug for PgStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStoreBuilder")
+            .field(
+                "keks",
+                &self.keks.iter().map(|k| k.id()).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("admin_timeout", &self.admin_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStoreBuilder {
+    /// The key-encryption key that seals new secrets (and opens rows sealed with it).
+    /// Calling it again replaces the sealing key. A store without one can still revoke,
+    /// list and migrate, but neither issue keys nor open any (every key is refused).
+    ///
+    /// A KEK already shared is given as its `Arc` (an `Arc` of a [`Kek`] is one).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use jg_hmac::postgres::{Kek, LocalKek, PgStoreBuilder};
+    /// # fn f(b: PgStoreBuilder) -> PgStoreBuilder {
+    /// let b = b.kek(LocalKek::from_bytes(&[7; 32]));
+    /// let shared: Arc<dyn Kek> = Arc::new(LocalKek::from_bytes(&[8; 32]));
+    /// b.kek(Arc::clone(&shared))
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn kek(mut self, kek: impl Kek) -> Self {
+        let kek: Arc<dyn Kek> = Arc::new(kek);
+        self.keks.retain(|k| k.id() != kek.id());
+        self.keks.insert(0, kek);
+        self
+    }
+
+    /// A KEK that only opens rows (those it sealed), for the time of a
+    /// [re-key](PgCredentialStore::rekey): verifiers hold both keys while rows move from
+    /// the old to the new. Repeatable.
+    ///
+    /// ```
+    /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
+    /// b.previous_kek(jg_hmac::postgres::LocalKek::from_bytes(&[6; 32]))
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn previous_kek(mut self, kek: impl Kek) -> Self {
+        if !self.keks.iter().any(|k| k.id() == kek.id()) {
+            self.keks.push(Arc::new(kek));
+        }
+        self
+    }
+
+    /// Bound on a credential lookup as a whole and on each of its parts (pool wait,
+    /// connect, `statement_timeout`). Defaults to 2 s.
+    ///
+    /// ```
+    /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
+    /// b.timeout(std::time::Duration::from_millis(300))
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Bound on an operator's call (create, rotate, revoke, list, rekey, migrate).
+    /// Defaults to 30 s.
+    ///
+    /// ```
+    /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
+    /// b.admin_timeout(std::time::Duration::from_secs(120))
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn admin_timeout(mut self, timeout: Duration) -> Self {
+        self.admin_timeout = timeout;
+        self
+    }
+
+    /// Most connections in the pool. Defaults to 16.
+    ///
+    /// ```
+    /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
+    /// b.max_connections(4)
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// The store. Connects lazily: the first lookup opens the first connection.
+    ///
+    /// # Errors
+    /// [`PgError::Pool`] when the pool cannot be built.
+    ///
+    /// ```no_run
+    /// let store = jg_hmac::postgres::PgCredentialStore::builder("host=127.0.0.1 user=jg")?
+    ///     .kek(jg_hmac::postgres::LocalKek::from_file("/run/secrets/jg-kek")?)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build(self) -> Result<PgCredentialStore, PgError> {
+        let mut config = self.config;
+        let millis = self.timeout.as_millis().max(1);
+        let options = match config.get_options() {
+            Some(existing) if !existing.is_empty() => {
+                format!("{existing} -c statement_timeout={millis}")
+            }
+            _ => format!("-c statement_timeout={millis}"),
+        };
+        config
+            .options(&options)
+            .connect_timeout(self.timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("jg-hmac");
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(self.timeout))
+            .create_timeout(Some(self.timeout))
+            .recycle_timeout(Some(self.timeout))
+            .build()
+            .map_err(|e| PgError::Pool(e.to_string()))?;
+        Ok(PgCredentialStore::from_parts(
+            pool,
+            config,
+            self.keks,
+            self.timeout,
+            self.admin_timeout,
+        ))
+    }
+}
