@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-pub(crate) use crate::json::push_json_string;
+use crate::json::push_json_string;
 
 /// A header that takes part in JG-HMAC-SHA256 authentication.
 ///

@@ -11,7 +11,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 
-use crate::error::{Error, push_json_string};
+use crate::error::Error;
+use crate::json::push_json_string;
 
 /// The body the [`VerifyLayer`](super::VerifyLayer) hands to the inner service: the exact
 /// bytes that were verified, in one piece.
