@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lists the crate's public items with every feature on: one line per rustdoc item page
 # (struct, enum, trait, fn, constant, type alias, macro), redirect pages left out, then
-# their count. `scripts/public-items.sh --check N` fails when there are more than N.
+# their count. `scripts/public-items.sh --check N` fails when there are more than N, or
+# when docs/api.md does not name one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUSTDOCFLAGS="${RUSTDOCFLAGS:-}" cargo doc --no-deps --all-features --quiet
@@ -11,7 +12,16 @@ items=$(find "$doc" -name '*.html' | grep -E '/(struct|enum|trait|fn|constant|ty
 if [ "${1:-}" = "--check" ]; then
   count=$(printf '%s\n' "$items" | grep -c .)
   echo "public items: $count (at most ${2:?})"
-  [ "$count" -le "$2" ]
+  status=0
+  [ "$count" -le "$2" ] || status=1
+  # Every item is listed in docs/api.md with its job.
+  for name in $(printf '%s\n' "$items" | sed 's|.*\.\([A-Za-z_0-9]*\)\.html|\1|'); do
+    if ! grep -qE "\`([a-z_]+::)*$name\`" docs/api.md; then
+      echo "docs/api.md does not list $name"
+      status=1
+    fi
+  done
+  exit "$status"
 else
   printf '%s\n' "$items"
   printf '%s\n' "$items" | grep -c .
