@@ -116,14 +116,17 @@ impl<S: CredentialStore> VerifyLayer<S> {
     /// ```
     pub fn builder(store: S) -> VerifyLayerBuilder<S> {
         VerifyLayerBuilder {
-            store,
-            guard: NoReplayGuard,
-            verifier: Verifier::new(),
-            clock: Box::new(SystemClock),
-            body_limit: DEFAULT_BODY_LIMIT,
-            environment: None,
-            diagnostics: false,
-            skew_warning: Some(DEFAULT_SKEW_WARNING),
+            settings: Settings {
+                store,
+                guard: NoReplayGuard,
+                verifier: Verifier::new(),
+                clock: Box::new(SystemClock),
+                body_limit: DEFAULT_BODY_LIMIT,
+                environment: None,
+                diagnostics: false,
+                skew_warning: Some(DEFAULT_SKEW_WARNING),
+                observers: Observers::default(),
+            },
         }
     }
 }
@@ -183,25 +186,14 @@ impl<S, R> fmt::Debug for VerifyLayer<S, R> {
 /// assert!(settings.contains("past: 120") && settings.contains("diagnostics: true"));
 /// ```
 pub struct VerifyLayerBuilder<S, R = NoReplayGuard> {
-    store: S,
-    guard: R,
-    verifier: Verifier,
-    clock: Box<dyn Clock>,
-    body_limit: usize,
-    environment: Option<Environment>,
-    diagnostics: bool,
-    skew_warning: Option<u64>,
+    settings: Settings<S, R>,
 }
 
 impl<S, R> fmt::Debug for VerifyLayerBuilder<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyLayerBuilder")
-            .field("verifier", &self.verifier)
-            .field("body_limit", &self.body_limit)
-            .field("environment", &self.environment)
-            .field("diagnostics", &self.diagnostics)
-            .field("skew_warning", &self.skew_warning)
-            .finish_non_exhaustive()
+        f.debug_tuple("VerifyLayerBuilder")
+            .field(&self.settings)
+            .finish()
     }
 }
 
@@ -217,7 +209,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// ```
     #[must_use]
     pub fn verifier(mut self, verifier: Verifier) -> Self {
-        self.verifier = verifier;
+        self.settings.verifier = verifier;
         self
     }
 
@@ -236,7 +228,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// ```
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Box::new(clock);
+        self.settings.clock = Box::new(clock);
         self
     }
 
@@ -251,7 +243,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// ```
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
+        self.settings.body_limit = bytes;
         self
     }
 
@@ -267,7 +259,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// ```
     #[must_use]
     pub fn environment(mut self, environment: Environment) -> Self {
-        self.environment = Some(environment);
+        self.settings.environment = Some(environment);
         self
     }
 
@@ -283,15 +275,29 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// ```
     #[must_use]
     pub fn replay_guard<G: AsyncReplayGuard>(self, guard: G) -> VerifyLayerBuilder<S, G> {
+        let Settings {
+            store,
+            verifier,
+            clock,
+            body_limit,
+            environment,
+            diagnostics,
+            skew_warning,
+            observers,
+            ..
+        } = self.settings;
         VerifyLayerBuilder {
-            store: self.store,
-            guard,
-            verifier: self.verifier,
-            clock: self.clock,
-            body_limit: self.body_limit,
-            environment: self.environment,
-            diagnostics: self.diagnostics,
-            skew_warning: self.skew_warning,
+            settings: Settings {
+                store,
+                guard,
+                verifier,
+                clock,
+                body_limit,
+                environment,
+                diagnostics,
+                skew_warning,
+                observers,
+            },
         }
     }
 
@@ -310,7 +316,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// ```
     #[must_use]
     pub fn skew_warning(mut self, threshold: Option<u64>) -> Self {
-        self.skew_warning = threshold;
+        self.settings.skew_warning = threshold;
         self
     }
 
@@ -331,7 +337,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// ```
     #[must_use]
     pub fn sandbox_diagnostics(mut self, enabled: bool) -> Self {
-        self.diagnostics = enabled;
+        self.settings.diagnostics = enabled;
         self
     }
 
@@ -343,17 +349,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// ```
     pub fn build(self) -> VerifyLayer<S, R> {
         VerifyLayer {
-            settings: Arc::new(Settings {
-                store: self.store,
-                guard: self.guard,
-                verifier: self.verifier,
-                clock: self.clock,
-                body_limit: self.body_limit,
-                environment: self.environment,
-                diagnostics: self.diagnostics,
-                skew_warning: self.skew_warning,
-                observers: Observers::default(),
-            }),
+            settings: Arc::new(self.settings),
         }
     }
 }
