@@ -25,7 +25,8 @@ use jg_hmac::{Credential, InMemoryReplayGuard, Secret, SigningKey};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 mod support;
-use support::{Reply, TestClock, serve, signed};
+use support::raw::signed;
+use support::{Reply, TestClock, serve};
 
 const T0: u64 = 1_735_550_160;
 const CLIENT: &str = "jk_live_example";
@@ -71,11 +72,7 @@ fn skew_bucket(scrape: &BTreeMap<String, f64>, client: &str, le: f64) -> f64 {
 }
 
 fn skew_header(reply: &Reply) -> Option<String> {
-    reply.head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("x-jg-clock-skew")
-            .then(|| value.trim().to_owned())
-    })
+    reply.header("x-jg-clock-skew").map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
