@@ -29,15 +29,9 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tower_layer::Layer;
 
-const T0: u64 = 1_735_550_160;
-const CLIENT: &str = "jk_live_example";
-const SECRET: &str = "s3cr3t_test_key_justgold";
-const OTHER: &str = "jk_live_other";
-const OTHER_SECRET: &str = "other_partner_secret";
-
 mod support;
 use support::raw::{Raw, Signed, signed};
-use support::{Reply, TestClock, serve, serve_service};
+use support::{CLIENT, OTHER, OTHER_SECRET, Reply, SECRET, T0, TestClock, serve, serve_service};
 
 fn store() -> InMemoryCredentialStore {
     InMemoryCredentialStore::from_credentials([

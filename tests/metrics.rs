@@ -26,14 +26,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 mod support;
 use support::raw::signed;
-use support::{Reply, TestClock, serve};
+use support::{CLIENT, OTHER, OTHER_SECRET, Reply, T0, TestClock, serve};
 
-const T0: u64 = 1_735_550_160;
-const CLIENT: &str = "jk_live_example";
-const OTHER: &str = "jk_live_other";
 const OLD_SECRET: &str = "old_secret_of_example";
 const NEW_SECRET: &str = "new_secret_of_example";
-const OTHER_SECRET: &str = "other_partner_secret";
 const BODY: &[u8] = br#"{"amount":"5000"}"#;
 
 /// The scrape, as `name{labels}` → value; labels in the order the exporter wrote them.

@@ -36,11 +36,8 @@ use tower_service::Service;
 
 mod support;
 use support::audit::Captured;
-use support::sign;
+use support::{CLIENT, SECRET, T0, sign};
 
-const T0: u64 = 1_735_550_160;
-const CLIENT: &str = "jk_live_example";
-const SECRET: &str = "s3cr3t_test_key_justgold";
 /// "No hang": every call under test must return well within this.
 const NO_HANG: Duration = Duration::from_secs(5);
 

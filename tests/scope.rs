@@ -17,11 +17,10 @@ use jg_hmac::{Clock, Credential, Secret, SigningKey, SystemClock};
 
 mod support;
 use support::raw::{signed, unsigned};
-use support::{Reply, serve};
+use support::{Reply, SECRET, serve};
 
 const WRITER: &str = "jk_live_writer";
 const READER: &str = "jk_live_reader";
-const SECRET: &str = "s3cr3t_test_key_justgold";
 
 /// Sends a request, signed now for `client` when given.
 async fn send(addr: SocketAddr, method: &'static str, path: &str, client: Option<&str>) -> Reply {

@@ -38,13 +38,7 @@ use tower_service::Service;
 
 mod support;
 use support::client::TestClient;
-use support::{Reply, TestClock, serve, sign};
-
-const T0: u64 = 1_735_550_160;
-const CLIENT: &str = "jk_live_example";
-const SECRET: &str = "s3cr3t_test_key_justgold";
-const OTHER: &str = "jk_live_other";
-const OTHER_SECRET: &str = "other_partner_secret";
+use support::{BUY, CLIENT, OTHER, OTHER_SECRET, Reply, SECRET, T0, TestClock, serve, sign};
 
 // ---------------------------------------------------------------- the server
 
@@ -152,8 +146,6 @@ async fn fixture(
         handled,
     }
 }
-
-const BUY: &[u8] = br#"{"amount":"5000","transactionId":"12345"}"#;
 
 // ---------------------------------------------------------------- tests
 

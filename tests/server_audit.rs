@@ -21,12 +21,7 @@ use jg_hmac::{Credential, InMemoryReplayGuard, Secret, SigningKey};
 mod support;
 use support::audit::Captured;
 use support::client::TestClient;
-use support::serve;
-
-const T0: u64 = 1_735_550_160;
-const SECRET: &str = "s3cr3t_test_key_justgold";
-const OTHER_SECRET: &str = "other_partner_secret";
-const BUY: &[u8] = br#"{"amount":"5000","transactionId":"12345"}"#;
+use support::{BUY, OTHER_SECRET, SECRET, T0, serve};
 
 struct Broken;
 

@@ -28,6 +28,19 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+// ---------------------------------------------------------------- who signs, and when
+
+/// The tests' "now": 2024-12-30T09:16:00Z.
+pub const T0: u64 = 1_735_550_160;
+/// The partner most tests sign as, and its secret.
+pub const CLIENT: &str = "jk_live_example";
+pub const SECRET: &str = "s3cr3t_test_key_justgold";
+/// A second partner, with a secret of its own.
+pub const OTHER: &str = "jk_live_other";
+pub const OTHER_SECRET: &str = "other_partner_secret";
+/// The body of a buy order.
+pub const BUY: &[u8] = br#"{"amount":"5000","transactionId":"12345"}"#;
+
 /// Bound on any one exchange, so that a broken server fails the test instead of hanging
 /// it. Never reached by a passing test; nothing is asserted about time.
 pub const HANG_GUARD: Duration = Duration::from_secs(20);
