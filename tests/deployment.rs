@@ -316,8 +316,8 @@ async fn under_route_layer_nested_the_path_as_sent_is_verified() {
 
 /// `OriginalTargetLayer` misplaced inside a nested router (where it is not needed) must
 /// not make the verifier trust the path the nesting stripped: it records what the outer
-/// router received. On the old code a signature over `/ping` passed at `/v1/ping` and at
-/// `/other-prefix/ping`.
+/// router received. Were it to record the stripped path, one signature over `/ping` would
+/// pass at `/v1/ping` and at `/other-prefix/ping`.
 #[tokio::test]
 async fn original_target_layer_inside_a_nested_router_keeps_the_path_as_sent() {
     let clock = TestClock::new(T0);
