@@ -463,10 +463,7 @@ async fn redis_stopped_fail_open_accepts_and_emits_an_audit_event() {
     assert_eq!(send(&service, buy(T0 + 1)).await, accepted());
 
     let log = captured.text();
-    let skipped: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("replay_check_skipped"))
-        .collect();
+    let skipped = captured.lines_with("replay_check_skipped");
     assert_eq!(skipped.len(), 2, "{log}");
     for line in skipped {
         assert!(line.contains("WARN"), "{line}");

@@ -138,13 +138,10 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     assert_eq!(nested.send(nested_bad).await.status, 401);
 
     let log = captured.text();
-    let events: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("jg_hmac::audit"))
-        .collect();
+    let events = captured.lines_with("jg_hmac::audit");
     assert_eq!(events.len(), 6, "{log}");
 
-    let accepted = events[0];
+    let accepted = &events[0];
     for field in [
         " INFO ",
         "outcome=\"accepted\"",
@@ -163,7 +160,7 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
         "{accepted}"
     );
 
-    let refused = events[1];
+    let refused = &events[1];
     for field in [
         " WARN ",
         "outcome=\"invalid_signature\"",
@@ -172,14 +169,14 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     ] {
         assert!(refused.contains(field), "{field} in {refused}");
     }
-    let late = events[2];
+    let late = &events[2];
     for field in [
         "outcome=\"timestamp_out_of_range\"",
         "client_id=\"jk_live_other\"",
     ] {
         assert!(late.contains(field), "{field} in {late}");
     }
-    let store_down = events[3];
+    let store_down = &events[3];
     for field in [
         "outcome=\"credential_store_unavailable\"",
         "status=503",
@@ -191,7 +188,7 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
         );
     }
 
-    for (event, outcome) in [(events[4], "accepted"), (events[5], "invalid_signature")] {
+    for (event, outcome) in [(&events[4], "accepted"), (&events[5], "invalid_signature")] {
         for field in [
             format!("outcome=\"{outcome}\""),
             "path=\"/api/v1/health/secure\"".to_owned(),
