@@ -44,10 +44,10 @@ const EMPTY_HEX: [u8; 64] = {
 /// range-checked at once ([`crate::swar`]), and the check of all 64 digits is tested
 /// once at the end.
 ///
-/// Kept hand-tuned on purpose: it decodes `X-Signature` on every request, and with the
-/// `hex` crate's `decode_to_slice` (and `encode_to_slice` for the body hash) in its place
-/// `verify/get` measured 545 ns instead of 331–364 ns (docs/performance.md). Its tests
-/// check it against the `hex` crate.
+/// Hand-written rather than the `hex` crate's `decode_to_slice` because it decodes
+/// `X-Signature` on every request: the `hex` crate's codecs make `verify/get`
+/// (`benches/hot_path.rs`) about 1.5 times slower (docs/performance.md). Its tests check
+/// it against the `hex` crate.
 #[inline]
 pub(crate) fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
     use crate::swar::{HIGH, ONES, ascii, bytes_in};

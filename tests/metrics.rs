@@ -25,14 +25,11 @@ use jg_hmac::{Credential, InMemoryReplayGuard, Secret, SigningKey};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 mod support;
-use support::{Reply, TestClock, serve, signed};
+use support::raw::signed;
+use support::{CLIENT, OTHER, OTHER_SECRET, Reply, T0, TestClock, serve};
 
-const T0: u64 = 1_735_550_160;
-const CLIENT: &str = "jk_live_example";
-const OTHER: &str = "jk_live_other";
 const OLD_SECRET: &str = "old_secret_of_example";
 const NEW_SECRET: &str = "new_secret_of_example";
-const OTHER_SECRET: &str = "other_partner_secret";
 const BODY: &[u8] = br#"{"amount":"5000"}"#;
 
 /// The scrape, as `name{labels}` → value; labels in the order the exporter wrote them.
@@ -71,11 +68,7 @@ fn skew_bucket(scrape: &BTreeMap<String, f64>, client: &str, le: f64) -> f64 {
 }
 
 fn skew_header(reply: &Reply) -> Option<String> {
-    reply.head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("x-jg-clock-skew")
-            .then(|| value.trim().to_owned())
-    })
+    reply.header("x-jg-clock-skew").map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,6 @@ use std::future::{Ready, poll_fn, ready};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -31,13 +30,14 @@ use jg_hmac::tower::{
     AsyncReplayGuard, CachedStore, CredentialStore, InMemoryCredentialStore, VerifiedBody, Verify,
     VerifyLayer,
 };
-use jg_hmac::{Credential, Error, Secret, Signature, Signer, SigningKey};
+use jg_hmac::{Credential, Error, Secret, Signature, SigningKey};
 use tower_layer::Layer;
 use tower_service::Service;
 
-const T0: u64 = 1_735_550_160;
-const CLIENT: &str = "jk_live_example";
-const SECRET: &str = "s3cr3t_test_key_justgold";
+mod support;
+use support::audit::Captured;
+use support::{CLIENT, SECRET, T0, sign};
+
 /// "No hang": every call under test must return well within this.
 const NO_HANG: Duration = Duration::from_secs(5);
 
@@ -216,14 +216,11 @@ fn instance<S: CredentialStore>(
 
 /// The same bytes every time for the same `ts`: a captured request, replayable.
 fn buy(ts: u64) -> Request<Vec<u8>> {
-    let mut request = Request::post("/v1/transactions/buy")
+    let request = Request::post("/v1/transactions/buy")
         .header("content-type", "application/json")
         .body(br#"{"grams":"10.000","price":"1234.56"}"#.to_vec())
         .unwrap();
-    Signer::new(CLIENT, &Secret::from(SECRET))
-        .unwrap()
-        .sign_request(&mut request, ts);
-    request
+    sign(request, (CLIENT, SECRET), ts)
 }
 
 fn signature_of(request: &Request<Vec<u8>>) -> Signature {
@@ -446,36 +443,11 @@ async fn redis_stopped_fail_closed_refuses_with_503_then_recovers() {
     assert_eq!(send(&service, buy(ts)).await, replayed());
 }
 
-/// Collects everything a `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
 // Current-thread runtime: everything runs on this thread, under this subscriber.
 #[tokio::test]
 async fn redis_stopped_fail_open_accepts_and_emits_an_audit_event() {
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = tracing::subscriber::set_default(captured.subscriber());
 
     let mut server = redis_or_skip!();
     let guard = guard(&server).with_fail_mode(FailMode::Open);
@@ -491,10 +463,7 @@ async fn redis_stopped_fail_open_accepts_and_emits_an_audit_event() {
     assert_eq!(send(&service, buy(T0 + 1)).await, accepted());
 
     let log = captured.text();
-    let skipped: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("replay_check_skipped"))
-        .collect();
+    let skipped = captured.lines_with("replay_check_skipped");
     assert_eq!(skipped.len(), 2, "{log}");
     for line in skipped {
         assert!(line.contains("WARN"), "{line}");

@@ -11,23 +11,18 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, poll_fn, ready};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use jg_hmac::Environment;
 use jg_hmac::tower::{
     AsyncReplayGuard, Authenticated, CredentialStore, InMemoryCredentialStore, StoreError,
@@ -35,36 +30,17 @@ use jg_hmac::tower::{
 };
 use jg_hmac::{
     CanonicalRequest, ContentHash, Credential, CredentialLookup, InMemoryReplayGuard, Secret,
-    Signer, SigningKey, Target, Verifier,
+    SigningKey, Target, Verifier,
 };
 use serde_json::{Value, json};
 use tower_layer::Layer;
 use tower_service::Service;
 
-const T0: u64 = 1_735_550_160;
-const CLIENT: &str = "jk_live_example";
-const SECRET: &str = "s3cr3t_test_key_justgold";
-const OTHER: &str = "jk_live_other";
-const OTHER_SECRET: &str = "other_partner_secret";
+mod support;
+use support::client::TestClient;
+use support::{BUY, CLIENT, OTHER, OTHER_SECRET, Reply, SECRET, T0, TestClock, serve, sign};
 
 // ---------------------------------------------------------------- the server
-
-/// A clock the test moves by hand.
-#[derive(Clone)]
-struct TestClock(Arc<AtomicU64>);
-
-impl TestClock {
-    fn new(now: u64) -> Self {
-        Self(Arc::new(AtomicU64::new(now)))
-    }
-    fn set(&self, now: u64) {
-        self.0.store(now, Ordering::SeqCst);
-    }
-    fn as_clock(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
-        let now = Arc::clone(&self.0);
-        move || now.load(Ordering::SeqCst)
-    }
-}
 
 fn demo_store() -> InMemoryCredentialStore {
     InMemoryCredentialStore::from_credentials([
@@ -126,93 +102,11 @@ fn json_reply(value: Value) -> impl IntoResponse {
     )
 }
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-// ---------------------------------------------------------------- the client
-
-type TestBody = BoxBody<Bytes, Infallible>;
-
-#[derive(Clone)]
-struct TestClient {
-    http: Client<HttpConnector, TestBody>,
-    addr: SocketAddr,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-    raw: String,
-}
-
-impl TestClient {
-    fn new(addr: SocketAddr) -> Self {
-        Self {
-            http: Client::builder(TokioExecutor::new()).build_http(),
-            addr,
-        }
-    }
-
-    /// An unsigned request to `target` on the test server.
-    fn request(&self, method: Method, target: &str, body: &[u8]) -> Request<Vec<u8>> {
-        Request::builder()
-            .method(method)
-            .uri(format!("http://{}{target}", self.addr))
-            .header("content-type", "application/json")
-            .body(body.to_vec())
-            .unwrap()
-    }
-
-    /// A request signed through the crate.
-    fn signed(
-        &self,
-        method: Method,
-        target: &str,
-        body: &[u8],
-        client: (&str, &str),
-        ts: u64,
-    ) -> Request<Vec<u8>> {
-        let mut request = self.request(method, target, body);
-        Signer::new(client.0, &Secret::from(client.1))
-            .unwrap()
-            .sign_request(&mut request, ts);
-        request
-    }
-
-    async fn send(&self, request: Request<Vec<u8>>) -> Reply {
-        self.send_body(request.map(|b| Full::new(Bytes::from(b)).boxed()))
-            .await
-    }
-
-    async fn send_body(&self, request: Request<TestBody>) -> Reply {
-        let response = self.http.request(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let raw = String::from_utf8(bytes.to_vec()).unwrap();
-        let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            raw,
-        }
-    }
-}
-
 /// Asserts the seed's error body, and that it leaks neither secret nor signature.
 fn assert_refused(reply: &Reply, status: u16, code: &str, now: u64) {
-    assert_eq!(reply.status.as_u16(), status, "{reply:?}");
-    let body = reply
-        .body
-        .as_object()
-        .unwrap_or_else(|| panic!("{reply:?}"));
+    assert_eq!(reply.status, status, "{reply:?}");
+    let body = reply.json();
+    let body = body.as_object().unwrap_or_else(|| panic!("{reply:?}"));
     assert_eq!(body["status"], status, "{reply:?}");
     assert_eq!(body["error"], code, "{reply:?}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -221,7 +115,7 @@ fn assert_refused(reply: &Reply, status: u16, code: &str, now: u64) {
     assert!(!request_id.is_empty());
     assert_eq!(reply.headers["x-request-id"], request_id);
     assert_eq!(reply.headers["content-type"], "application/json");
-    assert!(!reply.raw.contains(SECRET) && !reply.raw.contains(OTHER_SECRET));
+    assert!(!reply.text().contains(SECRET) && !reply.text().contains(OTHER_SECRET));
 }
 
 struct Fixture {
@@ -253,8 +147,6 @@ async fn fixture(
     }
 }
 
-const BUY: &[u8] = br#"{"amount":"5000","transactionId":"12345"}"#;
-
 // ---------------------------------------------------------------- tests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,11 +158,11 @@ async fn valid_requests_pass_with_the_identity() {
         .send(c.signed(Method::GET, "/v1/health/secure", b"", (CLIENT, SECRET), T0))
         .await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(reply.body["clientId"], CLIENT);
-    assert_eq!(reply.body["keyId"], "2025");
-    assert_eq!(reply.body["scopes"], json!(["transactions:write"]));
-    assert_eq!(reply.body["environment"], "Some(Live)");
-    assert_eq!(reply.body["timestamp"], T0);
+    assert_eq!(reply.json()["clientId"], CLIENT);
+    assert_eq!(reply.json()["keyId"], "2025");
+    assert_eq!(reply.json()["scopes"], json!(["transactions:write"]));
+    assert_eq!(reply.json()["environment"], "Some(Live)");
+    assert_eq!(reply.json()["timestamp"], T0);
 
     let reply = c
         .send(c.signed(
@@ -283,7 +175,7 @@ async fn valid_requests_pass_with_the_identity() {
         .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(
-        reply.body,
+        reply.json(),
         json!({"clientId": CLIENT, "received": {"amount": "5000", "transactionId": "12345"}})
     );
 
@@ -299,11 +191,11 @@ async fn valid_requests_pass_with_the_identity() {
     request.headers_mut().insert("x-access-key", id);
     let reply = c.send(request).await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(reply.body["clientId"], OTHER);
+    assert_eq!(reply.json()["clientId"], OTHER);
 
     // The unsigned route needs nothing.
     let reply = c.send(c.request(Method::GET, "/v1/health", b"")).await;
-    assert_eq!((reply.status.as_u16(), reply.raw.as_str()), (200, "ok"));
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ok"));
     assert_eq!(f.handled.load(Ordering::SeqCst), 3);
 }
 
@@ -326,21 +218,15 @@ async fn each_tampering_is_refused_with_its_code() {
     cases.push(("body, one byte more", r, 401, "invalid_signature"));
 
     let mut r = sign(Method::GET, "/v1/health/secure", b"", T0);
-    *r.uri_mut() = format!("http://{}/v1/health/Secure", c.addr)
-        .parse()
-        .unwrap();
+    *r.uri_mut() = c.uri("/v1/health/Secure").parse().unwrap();
     cases.push(("path", r, 401, "invalid_signature"));
 
     let mut r = sign(Method::GET, "/v1/health/secure?amount=1", b"", T0);
-    *r.uri_mut() = format!("http://{}/v1/health/secure?amount=10", c.addr)
-        .parse()
-        .unwrap();
+    *r.uri_mut() = c.uri("/v1/health/secure?amount=10").parse().unwrap();
     cases.push(("query", r, 401, "invalid_signature"));
 
     let mut r = sign(Method::GET, "/v1/health/secure", b"", T0);
-    *r.uri_mut() = format!("http://{}/v1/health/secure?extra=1", c.addr)
-        .parse()
-        .unwrap();
+    *r.uri_mut() = c.uri("/v1/health/secure?extra=1").parse().unwrap();
     cases.push(("query added", r, 401, "invalid_signature"));
 
     let mut r = sign(Method::POST, "/v1/transactions/buy", BUY, T0);
@@ -397,10 +283,10 @@ async fn each_tampering_is_refused_with_its_code() {
 
     for (name, request, status, code) in cases {
         let reply = c.send(request).await;
-        assert_eq!(reply.body["error"], code, "{name}: {reply:?}");
+        assert_eq!(reply.json()["error"], code, "{name}: {reply:?}");
         assert_refused(&reply, status, code, T0);
         assert!(
-            !reply.raw.contains("stringToSign"),
+            !reply.text().contains("stringToSign"),
             "{name}: diagnostics are off"
         );
     }
@@ -463,7 +349,7 @@ async fn bodies_over_the_limit_get_413() {
         .send_body(Request::from_parts(parts, Chunks::new(body, 7).boxed()))
         .await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(reply.body["received"]["amount"], "5000");
+    assert_eq!(reply.json()["received"]["amount"], "5000");
     assert_eq!(f.handled.load(Ordering::SeqCst), 1);
 }
 
@@ -605,7 +491,7 @@ async fn keys_rotate_and_revoke_while_requests_flow() {
                     );
                     let reply = c.send(request).await;
                     assert_eq!(reply.status, 200, "task {task} request {n}: {reply:?}");
-                    keys.push(reply.body["clientId"].as_str().unwrap().to_owned());
+                    keys.push(reply.json()["clientId"].as_str().unwrap().to_owned());
                 }
                 keys.len()
             })
@@ -677,7 +563,7 @@ async fn a_scheduled_rotation_follows_the_clock() {
     };
 
     let now = at(switch - 11);
-    assert_eq!(c.send(get(SECRET, now)).await.body["keyId"], "2025");
+    assert_eq!(c.send(get(SECRET, now)).await.json()["keyId"], "2025");
     assert_refused(
         &c.send(get("next", now)).await,
         401,
@@ -686,8 +572,8 @@ async fn a_scheduled_rotation_follows_the_clock() {
     );
 
     let now = at(switch - 10);
-    assert_eq!(c.send(get(SECRET, now)).await.body["keyId"], "2025");
-    assert_eq!(c.send(get("next", now)).await.body["keyId"], "2026");
+    assert_eq!(c.send(get(SECRET, now)).await.json()["keyId"], "2025");
+    assert_eq!(c.send(get("next", now)).await.json()["keyId"], "2026");
 
     let now = at(switch + 1);
     assert_refused(
@@ -696,7 +582,7 @@ async fn a_scheduled_rotation_follows_the_clock() {
         "invalid_signature",
         now,
     );
-    assert_eq!(c.send(get("next", now)).await.body["keyId"], "2026");
+    assert_eq!(c.send(get("next", now)).await.json()["keyId"], "2026");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -723,8 +609,8 @@ async fn many_concurrent_clients_no_false_rejects_no_lost_requests() {
                     );
                     let reply = c.send(request).await;
                     assert_eq!(reply.status, 200, "task {task} request {n}: {reply:?}");
-                    assert_eq!(reply.body["clientId"], client);
-                    assert_eq!(reply.body["received"]["n"], n);
+                    assert_eq!(reply.json()["clientId"], client);
+                    assert_eq!(reply.json()["received"]["n"], n);
                     ok += 1;
                 }
                 ok
@@ -760,7 +646,7 @@ async fn a_failing_store_answers_503_without_detail() {
         .send(c.signed(Method::GET, "/v1/health/secure", b"", (CLIENT, SECRET), T0))
         .await;
     assert_refused(&reply, 503, "credential_store_unavailable", T0);
-    assert!(!reply.raw.contains("hunter2") && !reply.raw.contains("db://"));
+    assert!(!reply.text().contains("hunter2") && !reply.text().contains("db://"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -805,10 +691,10 @@ async fn sandbox_diagnostics_show_the_servers_string_to_sign() {
     assert_refused(&reply, 401, "invalid_signature", T0);
     let expected = CanonicalRequest::new("POST", Target::parse(target))
         .string_to_sign(&T0.to_string(), &ContentHash::of(sent));
-    assert_eq!(reply.body["stringToSign"], expected);
+    assert_eq!(reply.json()["stringToSign"], expected);
     assert!(expected.contains("\n/v1/transactions/buy\na=1&b=2\n"));
     // No typical mistake reproduces a re-encoded body: no hint.
-    assert!(reply.body.get("hint").is_none(), "{}", reply.raw);
+    assert!(reply.json().get("hint").is_none(), "{}", reply.text());
 
     // A partner who signed the query in the order sent is told so.
     let mut request = c.signed(Method::POST, target, BUY, (CLIENT, SECRET), T0);
@@ -825,8 +711,8 @@ async fn sandbox_diagnostics_show_the_servers_string_to_sign() {
         .insert("x-signature", HeaderValue::from_str(&signature).unwrap());
     let reply = c.send(request).await;
     assert_refused(&reply, 401, "invalid_signature", T0);
-    assert_eq!(reply.body["hint"], "query_unsorted", "{}", reply.raw);
-    assert!(!reply.raw.contains(SECRET));
+    assert_eq!(reply.json()["hint"], "query_unsorted", "{}", reply.text());
+    assert!(!reply.text().contains(SECRET));
 
     // Only for invalid_signature.
     let reply = c
@@ -839,7 +725,7 @@ async fn sandbox_diagnostics_show_the_servers_string_to_sign() {
         ))
         .await;
     assert_refused(&reply, 401, "timestamp_out_of_range", T0);
-    assert!(reply.body.get("stringToSign").is_none());
+    assert!(reply.json().get("stringToSign").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -902,7 +788,7 @@ async fn request_ids_are_echoed_when_sane() {
         .insert("x-request-id", HeaderValue::from_static("partner-req-42"));
     let reply = c.send(request).await;
     assert_refused(&reply, 401, "missing_header", T0);
-    assert_eq!(reply.body["requestId"], "partner-req-42");
+    assert_eq!(reply.json()["requestId"], "partner-req-42");
 
     let mut request = c.request(Method::GET, "/v1/health/secure", b"");
     let long = "x".repeat(200);
@@ -910,7 +796,8 @@ async fn request_ids_are_echoed_when_sane() {
         .headers_mut()
         .insert("x-request-id", HeaderValue::from_str(&long).unwrap());
     let reply = c.send(request).await;
-    let id = reply.body["requestId"].as_str().unwrap();
+    let json = reply.json();
+    let id = json["requestId"].as_str().unwrap();
     assert!(
         id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
         "{id}"
@@ -920,7 +807,7 @@ async fn request_ids_are_echoed_when_sane() {
     request
         .headers_mut()
         .insert("x-request-id", HeaderValue::from_static("partner-req-43"));
-    assert_eq!(c.send(request).await.body["requestId"], "partner-req-43");
+    assert_eq!(c.send(request).await.json()["requestId"], "partner-req-43");
 }
 
 // ---------------------------------------------------------------- in process
@@ -1081,11 +968,11 @@ fn signed_local(
     secret: &str,
     ts: u64,
 ) -> Request<Vec<u8>> {
-    let mut request = Request::post(target).body(body.to_vec()).unwrap();
-    Signer::new(client, &Secret::from(secret))
-        .unwrap()
-        .sign_request(&mut request, ts);
-    request
+    sign(
+        Request::post(target).body(body.to_vec()).unwrap(),
+        (client, secret),
+        ts,
+    )
 }
 
 async fn call<S, R>(
@@ -1126,11 +1013,8 @@ async fn the_extractor_refuses_without_the_layer() {
     let c = TestClient::new(serve(app).await);
     let reply = c.send(c.request(Method::GET, "/v1/unprotected", b"")).await;
     assert_eq!(reply.status, 500);
-    assert_eq!(reply.body["error"], "authentication_not_configured");
-    assert_eq!(reply.body["status"], 500);
+    assert_eq!(reply.json()["error"], "authentication_not_configured");
+    assert_eq!(reply.json()["status"], 500);
     let reply = c.send(c.request(Method::GET, "/v1/optional", b"")).await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.raw.as_str()),
-        (200, "anonymous")
-    );
+    assert_eq!((reply.status, reply.text().as_str()), (200, "anonymous"));
 }

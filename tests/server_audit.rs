@@ -7,39 +7,21 @@
     clippy::indexing_slicing
 )]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::{get, post};
-use http::{HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderValue, Method, Request};
 use jg_hmac::tower::{
     Authenticated, CredentialStore, InMemoryCredentialStore, StoreError, VerifyLayer,
 };
-use jg_hmac::{Credential, InMemoryReplayGuard, Secret, Signer, SigningKey};
+use jg_hmac::{Credential, InMemoryReplayGuard, Secret, SigningKey};
 
-const T0: u64 = 1_735_550_160;
-const SECRET: &str = "s3cr3t_test_key_justgold";
-const OTHER_SECRET: &str = "other_partner_secret";
-const BUY: &[u8] = br#"{"amount":"5000","transactionId":"12345"}"#;
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod support;
+use support::audit::Captured;
+use support::client::TestClient;
+use support::{BUY, OTHER_SECRET, SECRET, T0, serve};
 
 struct Broken;
 
@@ -63,43 +45,10 @@ fn routes() -> Router<()> {
         )
 }
 
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
-fn signed(
-    base: &str,
-    method: Method,
-    target: &str,
-    body: &[u8],
-    who: (&str, &str),
-    ts: u64,
-) -> Request<Vec<u8>> {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(format!("{base}{target}"))
-        .body(body.to_vec())
-        .unwrap();
-    Signer::new(who.0, &Secret::from(who.1))
-        .unwrap()
-        .sign_request(&mut request, ts);
-    request
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     let captured = Captured::default();
-    let writer = captured.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::INFO)
-            .finish(),
-    )
-    .unwrap();
+    tracing::subscriber::set_global_default(captured.subscriber()).unwrap();
 
     let store = InMemoryCredentialStore::from_credentials([
         Credential::new("jk_live_example")
@@ -107,50 +56,41 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
         Credential::new("jk_live_other")
             .with_key(SigningKey::new("0", &Secret::from(OTHER_SECRET))),
     ]);
-    let verified = serve(
-        routes().layer(
-            VerifyLayer::builder(store)
-                .clock(move || T0)
-                .replay_guard(InMemoryReplayGuard::new(100))
-                .sandbox_diagnostics(true)
-                .build(),
-        ),
-    )
-    .await;
-    let broken =
-        serve(routes().layer(VerifyLayer::builder(Broken).clock(move || T0).build())).await;
-    // Mounted under a prefix: the audit event names the path as sent.
-    let nested = serve(
-        Router::new().nest(
-            "/api",
+    let verified = TestClient::new(
+        serve(
             routes().layer(
-                VerifyLayer::builder(InMemoryCredentialStore::from_credentials([
-                    Credential::new("jk_live_example")
-                        .with_key(SigningKey::new("0", &Secret::from(SECRET))),
-                ]))
-                .clock(move || T0)
-                .build(),
+                VerifyLayer::builder(store)
+                    .clock(move || T0)
+                    .replay_guard(InMemoryReplayGuard::new(100))
+                    .sandbox_diagnostics(true)
+                    .build(),
             ),
-        ),
-    )
-    .await;
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let send = |request: Request<Vec<u8>>| {
-        let client = client.clone();
-        async move {
-            let response = client
-                .request(request.map(|b| Full::new(Bytes::from(b))))
-                .await
-                .unwrap();
-            let status = response.status();
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            (status, String::from_utf8(body.to_vec()).unwrap())
-        }
-    };
+        )
+        .await,
+    );
+    let broken = TestClient::new(
+        serve(routes().layer(VerifyLayer::builder(Broken).clock(move || T0).build())).await,
+    );
+    // Mounted under a prefix: the audit event names the path as sent.
+    let nested = TestClient::new(
+        serve(
+            Router::new().nest(
+                "/api",
+                routes().layer(
+                    VerifyLayer::builder(InMemoryCredentialStore::from_credentials([
+                        Credential::new("jk_live_example")
+                            .with_key(SigningKey::new("0", &Secret::from(SECRET))),
+                    ]))
+                    .clock(move || T0)
+                    .build(),
+                ),
+            ),
+        )
+        .await,
+    );
     let me = ("jk_live_example", SECRET);
 
-    let ok = signed(
-        &verified,
+    let ok = verified.signed(
         Method::POST,
         "/v1/transactions/buy?secret_query=1",
         BUY,
@@ -158,60 +98,50 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
         T0,
     );
     let ok_sig = ok.headers()["x-signature"].to_str().unwrap().to_owned();
-    assert_eq!(send(ok).await.0, StatusCode::OK);
+    assert_eq!(verified.send(ok).await.status, 200);
 
-    let mut bad = signed(&verified, Method::GET, "/v1/health/secure", b"", me, T0);
+    let mut bad = verified.signed(Method::GET, "/v1/health/secure", b"", me, T0);
     let bad_sig = "ab".repeat(32);
     bad.headers_mut()
         .insert("x-signature", HeaderValue::from_str(&bad_sig).unwrap());
-    let (status, body) = send(bad).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let reply = verified.send(bad).await;
+    assert_eq!(reply.status, 401);
     assert!(
-        body.contains("stringToSign"),
+        reply.text().contains("stringToSign"),
         "diagnostics go to the partner, not the log"
     );
 
-    let late = signed(
-        &verified,
+    let late = verified.signed(
         Method::GET,
         "/v1/health/secure",
         b"",
         ("jk_live_other", OTHER_SECRET),
         T0 - 999,
     );
-    assert_eq!(send(late).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(verified.send(late).await.status, 401);
 
-    let (status, body) = send(signed(
-        &broken,
-        Method::GET,
-        "/v1/health/secure",
-        b"",
-        me,
-        T0,
-    ))
-    .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(!body.contains("hunter2"));
+    let reply = broken
+        .send(broken.signed(Method::GET, "/v1/health/secure", b"", me, T0))
+        .await;
+    assert_eq!(reply.status, 503);
+    assert!(!reply.text().contains("hunter2"));
 
-    let nested_ok = signed(&nested, Method::GET, "/api/v1/health/secure", b"", me, T0);
-    assert_eq!(send(nested_ok).await.0, StatusCode::OK);
-    let nested_bad = signed(&nested, Method::GET, "/v1/health/secure", b"", me, T0);
+    let nested_ok = nested.signed(Method::GET, "/api/v1/health/secure", b"", me, T0);
+    assert_eq!(nested.send(nested_ok).await.status, 200);
+    let nested_bad = nested.signed(Method::GET, "/v1/health/secure", b"", me, T0);
     let nested_bad = {
         // Signed over the path the inner router sees, sent under the prefix.
         let (mut parts, body) = nested_bad.into_parts();
-        parts.uri = format!("{nested}/api/v1/health/secure").parse().unwrap();
+        parts.uri = nested.uri("/api/v1/health/secure").parse().unwrap();
         Request::from_parts(parts, body)
     };
-    assert_eq!(send(nested_bad).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(nested.send(nested_bad).await.status, 401);
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let events: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("jg_hmac::audit"))
-        .collect();
+    let log = captured.text();
+    let events = captured.lines_with("jg_hmac::audit");
     assert_eq!(events.len(), 6, "{log}");
 
-    let accepted = events[0];
+    let accepted = &events[0];
     for field in [
         " INFO ",
         "outcome=\"accepted\"",
@@ -230,7 +160,7 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
         "{accepted}"
     );
 
-    let refused = events[1];
+    let refused = &events[1];
     for field in [
         " WARN ",
         "outcome=\"invalid_signature\"",
@@ -239,14 +169,14 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     ] {
         assert!(refused.contains(field), "{field} in {refused}");
     }
-    let late = events[2];
+    let late = &events[2];
     for field in [
         "outcome=\"timestamp_out_of_range\"",
         "client_id=\"jk_live_other\"",
     ] {
         assert!(late.contains(field), "{field} in {late}");
     }
-    let store_down = events[3];
+    let store_down = &events[3];
     for field in [
         "outcome=\"credential_store_unavailable\"",
         "status=503",
@@ -258,7 +188,7 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
         );
     }
 
-    for (event, outcome) in [(events[4], "accepted"), (events[5], "invalid_signature")] {
+    for (event, outcome) in [(&events[4], "accepted"), (&events[5], "invalid_signature")] {
         for field in [
             format!("outcome=\"{outcome}\""),
             "path=\"/api/v1/health/secure\"".to_owned(),

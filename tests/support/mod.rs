@@ -1,6 +1,8 @@
-//! What the tests that run a real server share: a test clock the test moves by hand,
-//! serving a router or service on 127.0.0.1, and a raw HTTP/1.1 client that signs with
-//! the crate and can send its body late. Each test file uses part of it.
+//! What the integration tests share, one definition each: a test clock the test moves
+//! by hand, serving a router or service on 127.0.0.1, signing a request with the crate,
+//! and the [`Reply`] every client here returns. The clients themselves: [`raw`] (HTTP/1.1
+//! on a socket, can send its body late) and [`client`] (hyper's client); [`audit`]
+//! captures what `tracing` writes. Each test file uses part of it.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -9,17 +11,35 @@
     clippy::indexing_slicing
 )]
 
+pub mod audit;
+pub mod client;
+pub mod raw;
+
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use jg_hmac::{Secret, Signer};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
+
+// ---------------------------------------------------------------- who signs, and when
+
+/// The tests' "now": 2024-12-30T09:16:00Z.
+pub const T0: u64 = 1_735_550_160;
+/// The partner most tests sign as, and its secret.
+pub const CLIENT: &str = "jk_live_example";
+pub const SECRET: &str = "s3cr3t_test_key_justgold";
+/// A second partner, with a secret of its own.
+pub const OTHER: &str = "jk_live_other";
+pub const OTHER_SECRET: &str = "other_partner_secret";
+/// The body of a buy order.
+pub const BUY: &[u8] = br#"{"amount":"5000","transactionId":"12345"}"#;
 
 /// Bound on any one exchange, so that a broken server fails the test instead of hanging
 /// it. Never reached by a passing test; nothing is asserted about time.
@@ -105,107 +125,73 @@ where
     addr
 }
 
-// ---------------------------------------------------------------- raw HTTP/1.1 client
+// ---------------------------------------------------------------- signing
 
-/// A request signed by `client` over `signed_target`, sent to `sent_target`.
-pub struct Signed {
-    pub method: &'static str,
-    pub sent_target: String,
-    pub headers: String,
-    pub body: Vec<u8>,
-}
-
-pub fn signed(
-    method: &'static str,
-    signed_target: &str,
-    sent_target: &str,
-    body: &[u8],
-    ts: u64,
+/// `request` signed by `client` with `secret` at `ts`, over its method, target and body.
+pub fn sign<B: AsRef<[u8]>>(
+    mut request: Request<B>,
     (client, secret): (&str, &str),
-) -> Signed {
-    let signer = Signer::new(client, &Secret::from(secret)).unwrap();
-    let s = signer.sign(method, signed_target, body, ts);
-    Signed {
-        method,
-        sent_target: sent_target.to_owned(),
-        headers: format!(
-            "X-Client-Id: {}\r\nX-Timestamp: {}\r\nX-Signature: {}\r\n",
-            s.client_id(),
-            s.timestamp(),
-            s.signature().to_hex()
-        ),
-        body: body.to_vec(),
-    }
+    ts: u64,
+) -> Request<B> {
+    Signer::new(client, &Secret::from(secret))
+        .unwrap()
+        .sign_request(&mut request, ts);
+    request
 }
 
-impl Signed {
-    /// The head, with `Content-Length` and `Connection: close`.
-    pub fn head(&self) -> Vec<u8> {
-        format!(
-            "{} {} HTTP/1.1\r\nHost: api.test\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.method,
-            self.sent_target,
-            self.headers,
-            self.body.len()
-        )
-        .into_bytes()
-    }
+// ---------------------------------------------------------------- the reply
 
-    pub async fn send(&self, addr: SocketAddr) -> Reply {
-        let mut raw = Raw::connect(addr).await;
-        raw.write(&self.head()).await;
-        raw.write(&self.body).await;
-        raw.reply().await
-    }
-}
-
-pub struct Raw(pub TcpStream);
-
-impl Raw {
-    pub async fn connect(addr: SocketAddr) -> Self {
-        Self(TcpStream::connect(addr).await.unwrap())
-    }
-
-    pub async fn write(&mut self, bytes: &[u8]) {
-        self.0.write_all(bytes).await.unwrap();
-        self.0.flush().await.unwrap();
-    }
-
-    /// Reads until the server closes the connection (every request says `close`).
-    pub async fn reply(mut self) -> Reply {
-        let mut bytes = Vec::new();
-        tokio::time::timeout(HANG_GUARD, self.0.read_to_end(&mut bytes))
-            .await
-            .expect("no reply")
-            .unwrap();
-        Reply::parse(&bytes)
-    }
-}
-
-#[derive(Debug)]
+/// What a server answered, whichever client asked.
 pub struct Reply {
     pub status: u16,
-    pub head: String,
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl Reply {
+    /// A whole HTTP/1.1 response as read from the socket (no chunked bodies).
     pub fn parse(bytes: &[u8]) -> Self {
         let split = bytes
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(bytes)));
-        let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let head = String::from_utf8_lossy(&bytes[..split]);
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            let (name, value) = line.split_once(':').unwrap();
+            headers.append(
+                HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                HeaderValue::from_str(value.trim()).unwrap(),
+            );
+        }
         Self {
             status,
-            head,
+            headers,
             body: bytes[split + 4..].to_vec(),
         }
     }
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; `null` when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// A header's value, when present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
     }
 
     /// The wire code of a refusal (`error` in the JSON body).
@@ -227,5 +213,15 @@ impl Reply {
     #[track_caller]
     pub fn assert_ok(&self) {
         assert_eq!(self.status, 200, "{self:?} {}", self.text());
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &self.text())
+            .finish()
     }
 }
