@@ -14,12 +14,14 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -27,8 +29,10 @@ use axum::routing::get;
 use jg_hmac::Environment;
 use jg_hmac::postgres::{Issued, Kek, LocalKek, NewClient, PgCredentialStore, PgError};
 use jg_hmac::tower::{Authenticated, CachedStore, CredentialStore, VerifyLayer};
-use jg_hmac::{Clock, Secret, Signer, SystemClock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use jg_hmac::{Clock, SystemClock};
+use support::audit::Captured;
+use support::raw::signed;
+use support::{free_port, serve};
 
 const KEK_HEX: &str = "5f0e1d2c3b4a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const OTHER_KEK_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -266,14 +270,6 @@ impl Drop for Cluster {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn text(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
@@ -289,13 +285,6 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 // ---------------------------------------------------------------- servers
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
 
 fn app<S: CredentialStore + Clone>(store: S) -> Router {
     Router::new()
@@ -313,35 +302,20 @@ fn app<S: CredentialStore + Clone>(store: S) -> Router {
         .layer(VerifyLayer::new(store))
 }
 
-/// Sends a signed `GET /v1/secure`; returns the status and body.
+/// Sends a signed `GET /v1/secure`, signed now; returns the status and body.
 async fn signed_get(addr: SocketAddr, client_id: &str, secret: &str) -> (u16, String) {
-    let signer = Signer::new(client_id, &Secret::from(secret)).unwrap();
-    let now = SystemClock.now();
-    let headers = signer.sign("GET", "/v1/secure", b"", now);
-    let request = format!(
-        "GET /v1/secure HTTP/1.1\r\nHost: test\r\nX-Client-Id: {}\r\nX-Timestamp: {}\r\n\
-         X-Signature: {}\r\nConnection: close\r\n\r\n",
-        headers.client_id(),
-        headers.timestamp(),
-        headers.signature().to_hex()
-    );
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut reply = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
-        .await
-        .expect("the server answered within 10 s")
-        .unwrap();
-    let reply = String::from_utf8_lossy(&reply).into_owned();
-    let status = reply
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {reply:?}"));
-    let body = reply
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let reply = signed(
+        "GET",
+        "/v1/secure",
+        "/v1/secure",
+        b"",
+        SystemClock.now(),
+        (client_id, secret),
+    )
+    .send(addr)
+    .await;
+    let body = reply.text();
+    (reply.status, body)
 }
 
 // ---------------------------------------------------------------- tests
@@ -679,13 +653,8 @@ fn a_copied_ciphertext_does_not_decrypt() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink = Arc::clone(&logs);
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || Capture(Arc::clone(&sink)))
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = Captured::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -740,7 +709,7 @@ fn a_copied_ciphertext_does_not_decrypt() {
                 .is_empty()
         );
 
-        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        let logged = logs.text();
         assert!(logged.contains("WARN"), "{logged}");
         assert!(
             logged.contains("jk_live_b") && logged.contains(&b.key_id),
@@ -753,19 +722,6 @@ fn a_copied_ciphertext_does_not_decrypt() {
         }
         assert!(!format!("{a:?} {credential_a:?}").contains(a.secret_hex()));
     });
-}
-
-#[derive(Clone)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Neither a dump of the database nor a SELECT of every column holds a secret.

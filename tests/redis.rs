@@ -36,7 +36,7 @@ use tower_service::Service;
 
 mod support;
 use support::audit::Captured;
-use support::{CLIENT, SECRET, T0, sign};
+use support::{CLIENT, SECRET, T0, free_port, sign};
 
 /// "No hang": every call under test must return well within this.
 const NO_HANG: Duration = Duration::from_secs(5);
@@ -126,14 +126,6 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn answers_ping(port: u16) -> bool {
