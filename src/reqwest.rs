@@ -271,7 +271,7 @@ impl<C> SigningMiddleware<C> {
     /// let signer = jg_hmac::Signer::new("jk_live_example", &"secret".into())?;
     /// let middleware = jg_hmac::reqwest::SigningMiddleware::new(signer)
     ///     .with_clock(|| 1735550160u64);
-    /// # let _ = middleware;
+    /// assert!(format!("{middleware:?}").contains("jk_live_example"));
     /// # Ok::<(), jg_hmac::Error>(())
     /// ```
     #[must_use]

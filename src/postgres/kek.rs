@@ -50,7 +50,7 @@ impl KekError {
     ///
     /// ```
     /// let err = jg_hmac::postgres::KekError::new("KMS unreachable");
-    /// # let _ = err;
+    /// assert_eq!(err.to_string(), "key-encryption key: KMS unreachable");
     /// ```
     pub fn new(message: impl Into<String>) -> Self {
         Self(message.into())
@@ -186,7 +186,7 @@ impl LocalKek {
     ///
     /// ```
     /// let kek = jg_hmac::postgres::LocalKek::from_bytes(&[7; 32]);
-    /// # let _ = kek;
+    /// assert!(format!("{kek:?}").contains("key: \"[redacted]\""));
     /// ```
     pub fn from_bytes(key: &[u8; 32]) -> Self {
         let digest = Sha256::new()
@@ -265,7 +265,8 @@ impl LocalKek {
     ///
     /// ```
     /// let kek = jg_hmac::postgres::LocalKek::generate().unwrap();
-    /// # let _ = kek;
+    /// let other = jg_hmac::postgres::LocalKek::generate().unwrap();
+    /// assert_ne!(format!("{kek:?}"), format!("{other:?}")); // ids differ
     /// ```
     pub fn generate() -> Result<Self, KekError> {
         let key = Self::generate_hex()?;

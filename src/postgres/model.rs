@@ -17,7 +17,7 @@ use crate::secret::Secret;
 /// let client = NewClient::new(Environment::Live)
 ///     .client_id("jk_live_acme")
 ///     .scope("transactions:write");
-/// # let _ = client;
+/// assert!(format!("{client:?}").contains("\"transactions:write\""));
 /// ```
 #[derive(Clone, Debug)]
 pub struct NewClient {
@@ -31,7 +31,7 @@ impl NewClient {
     ///
     /// ```
     /// let c = jg_hmac::postgres::NewClient::new(jg_hmac::Environment::Test);
-    /// # let _ = c;
+    /// assert!(format!("{c:?}").contains("environment: Test, client_id: None"));
     /// ```
     pub fn new(environment: Environment) -> Self {
         Self {
@@ -46,7 +46,7 @@ impl NewClient {
     ///
     /// ```
     /// let c = jg_hmac::postgres::NewClient::new(jg_hmac::Environment::Test).client_id("jk_test_acme");
-    /// # let _ = c;
+    /// assert!(format!("{c:?}").contains("Some(\"jk_test_acme\")"));
     /// ```
     #[must_use]
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
@@ -58,7 +58,7 @@ impl NewClient {
     ///
     /// ```
     /// let c = jg_hmac::postgres::NewClient::new(jg_hmac::Environment::Test).scope("orders:read");
-    /// # let _ = c;
+    /// assert!(format!("{c:?}").contains("[\"orders:read\"]"));
     /// ```
     #[must_use]
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
