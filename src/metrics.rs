@@ -11,7 +11,7 @@
 //! | [`VERIFY_SECONDS`] | histogram | | the layer's own time per request, from its head to the decision (the body's arrival included, the inner service's time not) |
 //! | [`REPLAY_GUARD_ENTRIES`], [`REPLAY_GUARD_CAPACITY`] | gauges | | an `InMemoryReplayGuard`'s fill |
 //! | [`REPLAY_GUARD_ERRORS_TOTAL`] | counter | | the Redis guard could not answer (error or timeout) |
-//! | [`STORE_LOOKUP_SECONDS`] | histogram | | time of each credential store lookup made by the layer |
+//! | [`STORE_LOOKUP_SECONDS`] | histogram | | time a request spent in credential store lookups (one sample per request that reached the store: the lookup on arrival and the one at completion, added) |
 //! | [`STORE_ERRORS_TOTAL`] | counter | | credential store lookups that failed |
 //!
 //! No metric carries a secret, a signature, a query string or a body; the only values
@@ -91,7 +91,7 @@ pub const REPLAY_GUARD_CAPACITY: &str = "jg_hmac_replay_guard_capacity";
 /// ```
 pub const REPLAY_GUARD_ERRORS_TOTAL: &str = "jg_hmac_replay_guard_errors_total";
 
-/// Histogram of credential store lookups, in seconds.
+/// Histogram of the time each request spent in credential store lookups, in seconds.
 ///
 /// ```
 /// assert_eq!(jg_hmac::metrics::STORE_LOOKUP_SECONDS, "jg_hmac_store_lookup_seconds");

@@ -17,16 +17,21 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::{get, post};
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full};
-use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, OriginalTargetLayer, VerifyLayer};
+use jg_hmac::tower::{
+    Authenticated, CredentialStore, InMemoryCredentialStore, OriginalTargetLayer, StoreError,
+    VerifyLayer,
+};
 use jg_hmac::{Credential, InMemoryReplayGuard, Secret, Signer, SigningKey};
 use serde_json::Value;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tower_layer::Layer;
 
 mod support;
@@ -243,6 +248,86 @@ async fn a_key_that_expires_while_the_body_streams_is_not_used() {
     send_body_late(addr, &clock, &again, T0 + 10)
         .await
         .assert_ok();
+}
+
+/// A store that counts its lookups and says when one was made, so a test can act between
+/// the lookup on arrival and the body.
+#[derive(Clone)]
+struct Watched {
+    store: InMemoryCredentialStore,
+    lookups: Arc<AtomicUsize>,
+    looked_up: Arc<Notify>,
+}
+
+impl CredentialStore for Watched {
+    async fn get(&self, client_id: &str) -> Result<Option<Arc<Credential>>, StoreError> {
+        let found = self.store.get(client_id).await;
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.looked_up.notify_waiters();
+        found
+    }
+}
+
+impl Watched {
+    async fn lookups_reach(&self, n: usize) {
+        loop {
+            let notified = self.looked_up.notified();
+            if self.lookups.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Revocation is final for a request in flight: a key revoked (or ended by a rotation)
+/// after the head was verified and the credential looked up, but before the last body
+/// byte, does not verify it. Before the layer read the credential again at completion,
+/// both requests below were answered 200.
+#[tokio::test]
+async fn a_key_revoked_while_the_body_streams_is_not_used() {
+    let clock = TestClock::new(T0);
+    let watched = Watched {
+        store: store(),
+        lookups: Arc::default(),
+        looked_up: Arc::default(),
+    };
+    let app = Router::new().nest("/v1", api()).layer(
+        VerifyLayer::builder(watched.clone())
+            .clock(clock.as_clock())
+            .build(),
+    );
+    let addr = serve(app).await;
+
+    // Revoked outright: the client has no key left.
+    let request = signed("POST", "/v1/echo", "/v1/echo", b"{}", T0, ME);
+    let mut raw = Raw::connect(addr).await;
+    raw.write(&request.head()).await;
+    watched.lookups_reach(1).await;
+    assert!(watched.store.revoke_key(CLIENT, "0"));
+    raw.write(&request.body).await;
+    raw.reply().await.assert_refused(401, "client_id");
+
+    // Rotated: a new key replaced the one that signed.
+    let request = signed(
+        "POST",
+        "/v1/echo",
+        "/v1/echo",
+        b"{ }",
+        T0,
+        (OTHER, OTHER_SECRET),
+    );
+    let seen = watched.lookups.load(Ordering::SeqCst);
+    let mut raw = Raw::connect(addr).await;
+    raw.write(&request.head()).await;
+    watched.lookups_reach(seen + 1).await;
+    watched.store.add_key(
+        OTHER,
+        SigningKey::new("1", &Secret::from("the next secret")),
+    );
+    assert!(watched.store.revoke_key(OTHER, "0"));
+    raw.write(&request.body).await;
+    raw.reply().await.assert_refused(401, "invalid_signature");
 }
 
 // ---------------------------------------------------------------- where the layer sits

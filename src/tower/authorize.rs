@@ -62,8 +62,9 @@ pub(super) struct Facts<'a> {
 /// 2. the credential lookup, and the client it names (unknown or revoked is refused
 ///    before the body is read);
 /// 3. the body, up to the limit;
-/// 4. against the clock read once the body is complete: the window again, the keys'
-///    validity, the signature, and the replay guard.
+/// 4. once the body is complete, the clock and the credential are read again, and against
+///    them: the window again, the keys' validity (a key revoked, disabled or ended by a
+///    rotation while the body streamed is not used), the signature, and the replay guard.
 pub(super) async fn authorize<'p, S, R, B>(
     settings: &Settings<S, R>,
     parts: &'p Parts,
@@ -99,7 +100,8 @@ where
     let other_env = settings
         .environment
         .is_some_and(|env| Environment::of(prepared.client_id()) != Some(env));
-    let credential = if other_env {
+    // On arrival, the credential decides only whether to read the body at all.
+    let on_arrival = if other_env {
         None
     } else {
         if declared_length(parts).is_some_and(|len| len > settings.body_limit as u64) {
@@ -109,11 +111,12 @@ where
             .await
             .map_err(|()| refuse(Error::CredentialStoreUnavailable, arrived))?
     };
-    facts.known = Some(credential.is_some());
+    facts.known = Some(on_arrival.is_some());
     settings
         .verifier
-        .check_client(&prepared, credential.as_deref(), arrived)
+        .check_client(&prepared, on_arrival.as_deref(), arrived)
         .map_err(|e| refuse(e, arrived))?;
+    drop(on_arrival);
 
     let bytes = read_to_limit(body, settings.body_limit)
         .await
@@ -125,8 +128,17 @@ where
             refuse(error, settings.clock.now())
         })?;
 
-    // The request is complete: every decision from here is taken at this time.
+    // The request is complete: every decision from here is taken at this time, with the
+    // credential as the store has it now.
     let now = settings.clock.now();
+    let credential = if other_env {
+        None
+    } else {
+        lookup(settings, prepared.client_id(), facts)
+            .await
+            .map_err(|()| refuse(Error::CredentialStoreUnavailable, now))?
+    };
+    facts.known = Some(credential.is_some());
     let content = ContentHash::of(&bytes);
     let kept = settings.diagnostics.then(|| credential.clone()).flatten();
     let verified = settings
@@ -157,7 +169,7 @@ where
 }
 
 /// The credential store's answer for `client_id`, recorded in `facts` (timed when an
-/// observer wants timings). `Err` when the store failed.
+/// observer wants timings; a request's lookups add up). `Err` when the store failed.
 async fn lookup<S: CredentialStore, R>(
     settings: &Settings<S, R>,
     client_id: &str,
@@ -165,9 +177,14 @@ async fn lookup<S: CredentialStore, R>(
 ) -> Result<Option<Arc<Credential>>, ()> {
     let started = settings.observers.timed().then(Instant::now);
     let found = settings.store.get(client_id).await;
+    let before = facts.lookup.take();
+    let elapsed = started.map(|t| t.elapsed());
     facts.lookup = Some(Lookup {
-        elapsed: started.map(|t| t.elapsed()),
-        failed: found.is_err(),
+        elapsed: match (before.and_then(|b| b.elapsed), elapsed) {
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
+            (a, b) => a.or(b),
+        },
+        failed: found.is_err() || before.is_some_and(|b| b.failed),
     });
     found.map_err(|e| facts.store_error = Some(e))
 }
