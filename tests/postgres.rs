@@ -230,28 +230,51 @@ impl Cluster {
     async fn store_with_client(&self, env: Environment) -> (PgCredentialStore, Issued) {
         let store = self.store();
         store.migrate().await.unwrap();
-        let issued = store.create_client(NewClient::new(env), "t").await.unwrap();
+        let issued = store
+            .create_client(NewClient::new(env), "t", |_| Ok(()))
+            .await
+            .unwrap();
         (store, issued)
     }
 
-    /// A KEK file in the cluster's directory.
+    /// A KEK file in the cluster's directory, mode 0600.
     fn kek_file(&self, name: &str, hex: &str) -> PathBuf {
         let path = self.dir.join(name);
         std::fs::write(&path, format!("{hex}\n")).unwrap();
+        set_mode(&path, 0o600);
         path
+    }
+
+    /// The `jg-hmac` binary with this database and the KEK file `kek`.
+    fn cli_command(&self, kek: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_jg-hmac"));
+        command
+            .args(args)
+            .env("JG_DATABASE_URL", self.url())
+            .env("JG_KEK_FILE", kek)
+            .env("USER", "test-operator")
+            .stdin(Stdio::null());
+        command
     }
 
     /// Runs the `jg-hmac` binary with this database and KEK.
     fn cli(&self, args: &[&str]) -> Output {
         let kek = self.kek_file("kek.hex", KEK_HEX);
-        Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
-            .args(args)
-            .env("JG_DATABASE_URL", self.url())
-            .env("JG_KEK_FILE", kek)
-            .env("USER", "test-operator")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        self.cli_command(&kek, args).output().unwrap()
+    }
+
+    /// Every row of the store's tables, as text: what an operator's mistake must leave
+    /// as it was.
+    async fn snapshot(&self) -> String {
+        let sql = self.sql().await;
+        let mut out = String::new();
+        for table in ["clients", "keys", "key_events", "current_kek"] {
+            let query = format!("SELECT t::text FROM jg_hmac.{table} t ORDER BY 1");
+            for row in sql.query(&query, &[]).await.unwrap() {
+                out.push_str(&format!("{table}: {}\n", row.get::<_, String>(0)));
+            }
+        }
+        out
     }
 
     async fn sql(&self) -> tokio_postgres::Client {
@@ -268,6 +291,15 @@ impl Drop for Cluster {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn text(out: &Output) -> String {
@@ -326,7 +358,7 @@ async fn migrations_apply_once_and_events_are_append_only() {
         return;
     };
     let store = cluster.store();
-    assert_eq!(store.migrate().await.unwrap(), vec![1]);
+    assert_eq!(store.migrate().await.unwrap(), vec![1, 2]);
     assert!(store.migrate().await.unwrap().is_empty());
     let out = cluster.cli(&["db", "migrate"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -336,6 +368,7 @@ async fn migrations_apply_once_and_events_are_append_only() {
         .create_client(
             NewClient::new(Environment::Test).client_id("jk_test_events"),
             "alice",
+            |_| Ok(()),
         )
         .await
         .unwrap();
@@ -356,6 +389,30 @@ async fn migrations_apply_once_and_events_are_append_only() {
             ("key_created".to_owned(), "alice".to_owned())
         ]
     );
+    // A database from before migration 2 (keys, no record of the current KEK): the
+    // migration records the KEK of its newest key.
+    sql.batch_execute(
+        "DROP TABLE jg_hmac.current_kek; \
+         DELETE FROM jg_hmac.schema_migrations WHERE version = 2",
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.migrate().await.unwrap(), vec![2]);
+    let current: String = sql
+        .query_one("SELECT kek_id FROM jg_hmac.current_kek", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(current, LocalKek::from_hex(KEK_HEX).unwrap().id());
+    // The migration itself is safe to run again.
+    sql.batch_execute(include_str!("../migrations/0002_current_kek.sql"))
+        .await
+        .unwrap();
+    let rows = sql
+        .query("SELECT kek_id FROM jg_hmac.current_kek", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
     for statement in [
         "UPDATE jg_hmac.key_events SET actor = 'mallory'",
         "DELETE FROM jg_hmac.key_events",
@@ -666,6 +723,7 @@ fn a_copied_ciphertext_does_not_decrypt() {
             .create_client(
                 NewClient::new(Environment::Live).client_id("jk_live_a"),
                 "t",
+                |_| Ok(()),
             )
             .await
             .unwrap();
@@ -673,6 +731,7 @@ fn a_copied_ciphertext_does_not_decrypt() {
             .create_client(
                 NewClient::new(Environment::Live).client_id("jk_live_b"),
                 "t",
+                |_| Ok(()),
             )
             .await
             .unwrap();
@@ -734,10 +793,13 @@ async fn the_database_holds_no_secret() {
     store.migrate().await.unwrap();
     let mut secrets = Vec::new();
     for env in [Environment::Live, Environment::Test] {
-        let issued = store.create_client(NewClient::new(env), "t").await.unwrap();
+        let issued = store
+            .create_client(NewClient::new(env), "t", |_| Ok(()))
+            .await
+            .unwrap();
         secrets.push(issued.secret_hex().to_owned());
         let rotated = store
-            .rotate(&issued.client_id, Duration::from_secs(60), "t")
+            .rotate(&issued.client_id, Duration::from_secs(60), "t", |_| Ok(()))
             .await
             .unwrap();
         secrets.push(rotated.secret_hex().to_owned());
@@ -1087,6 +1149,280 @@ async fn rekey_moves_every_secret_to_the_new_kek() {
         .unwrap_err();
     assert!(matches!(err, PgError::Rekey(_)), "{err}");
     assert_eq!(signed_get(addr, &id, &secret).await.0, 200);
+}
+
+// ---------------------------------------------------------------- operator mistakes
+
+/// `keys create`/`rotate` with a valid KEK other than the database's current one: exit 2,
+/// nothing changed (before, rotate exited 0 and sealed the new key under a KEK the
+/// servers lack). `rekey` moves the record, and then the old KEK is the one refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_kek_is_refused_until_rekey() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let created = json(&cluster.cli(&["keys", "create", "--env", "live", "--json"]));
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let current = LocalKek::from_hex(KEK_HEX).unwrap().id().to_owned();
+    let other_id = LocalKek::from_hex(OTHER_KEK_HEX).unwrap().id().to_owned();
+    let other = cluster.kek_file("other.hex", OTHER_KEK_HEX);
+    let before = cluster.snapshot().await;
+    assert!(
+        before.contains(&format!("current_kek: (t,{current},")),
+        "{before}"
+    );
+    for args in [
+        vec!["keys", "rotate", "--client-id", id.as_str()],
+        vec!["keys", "create", "--env", "live"],
+    ] {
+        let out = cluster.cli_command(&other, &args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "the key-encryption key given ({other_id}) is not the database's current one \
+                 ({current})"
+            )) && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "{}", text(&out));
+        assert_eq!(cluster.snapshot().await, before, "{args:?}");
+    }
+    let rotated = cluster
+        .store()
+        .rotate(&id, Duration::ZERO, "t", |_| Ok(()))
+        .await;
+    assert!(
+        rotated.is_ok(),
+        "the current KEK still rotates: {rotated:?}"
+    );
+
+    // rekey records the new KEK as current: the old one is refused from then on.
+    let out = cluster.cli(&["keys", "rekey", "--new-kek-file", other.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let after_rekey = cluster.snapshot().await;
+    assert!(after_rekey.contains(&format!("current_kek: (t,{other_id},")));
+    let out = cluster.cli(&["keys", "rotate", "--client-id", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(cluster.snapshot().await, after_rekey);
+    let err = cluster
+        .store()
+        .create_client(NewClient::new(Environment::Test), "t", |_| Ok(()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PgError::KekMismatch { current: c, given: g } if *c == other_id && *g == current)
+            && err.is_input_error(),
+        "{err:?}"
+    );
+    let out = cluster
+        .cli_command(&other, &["keys", "rotate", "--client-id", &id, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// A new secret that cannot be written out (stdout on /dev/full) is not committed: exit
+/// 1, and the database is as before, for create and for rotate (before, the key was
+/// committed and its secret lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_that_cannot_be_written_is_not_committed() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let created = json(&cluster.cli(&["keys", "create", "--env", "live", "--json"]));
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let kek = cluster.kek_file("kek.hex", KEK_HEX);
+    let before = cluster.snapshot().await;
+    for args in [
+        vec![
+            "keys",
+            "create",
+            "--env",
+            "live",
+            "--client-id",
+            "jk_live_lost",
+        ],
+        vec!["keys", "create", "--env", "live", "--json"],
+        vec![
+            "keys",
+            "rotate",
+            "--client-id",
+            id.as_str(),
+            "--overlap",
+            "0",
+        ],
+    ] {
+        let full = std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = cluster
+            .cli_command(&kek, &args)
+            .stdout(Stdio::from(full))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("the new secret could not be delivered, so nothing was committed")
+                && err.contains("No space left on device"),
+            "{err}"
+        );
+        assert_eq!(cluster.snapshot().await, before, "{args:?}");
+    }
+    let listed = json(&cluster.cli(&["keys", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["keys"].as_array().unwrap().len(), 1, "{listed}");
+    assert!(listed[0]["keys"][0]["not_after"].is_null(), "{listed}");
+}
+
+/// A KEK file that group or others can read is used but reported: a warning on stderr
+/// and a `warn` event, naming the file and its mode, never the key.
+#[test]
+fn a_kek_file_open_to_others_is_reported() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let path = cluster.kek_file("shared.hex", KEK_HEX);
+    let create = |path: &Path| {
+        cluster
+            .cli_command(path, &["keys", "create", "--env", "test", "--json"])
+            .output()
+            .unwrap()
+    };
+    let quiet = create(&path);
+    assert!(quiet.status.success(), "{}", text(&quiet));
+    assert!(!stderr(&quiet).contains("warning"), "{}", text(&quiet));
+
+    set_mode(&path, 0o644);
+    let out = create(&path);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "jg-hmac: warning: KEK file {path:?} is readable or writable by group or others \
+             (mode 0644); chmod 600 it"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains(KEK_HEX) && !err.contains(&KEK_HEX[..16]),
+        "{err}"
+    );
+    let listed = json(&cluster.cli(&["keys", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 2, "used all the same");
+
+    let logs = Captured::default();
+    {
+        let _guard = tracing::subscriber::set_default(logs.subscriber());
+        set_mode(&path, 0o640);
+        assert!(LocalKek::from_file(&path).is_ok());
+        set_mode(&path, 0o600);
+        assert!(LocalKek::from_file(&path).is_ok());
+    }
+    let warned = logs.lines_with("jg_hmac::postgres");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    let line = &warned[0];
+    assert!(
+        line.contains("WARN")
+            && line.contains(&format!("{path:?}"))
+            && line.contains("mode=0640")
+            && line.contains("group or others"),
+        "{line}"
+    );
+    assert!(!logs.text().contains(&KEK_HEX[..16]));
+}
+
+/// `--overlap` beyond the documented maximum (3650 days) is an input error, refused
+/// before the database is asked (before, u64::MAX exited 1 as "interval out of range").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlap_out_of_range_is_an_input_error() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let created = json(&cluster.cli(&["keys", "create", "--env", "live", "--json"]));
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let before = cluster.snapshot().await;
+    for overlap in ["18446744073709551615", "315360001"] {
+        let out = cluster.cli(&["keys", "rotate", "--client-id", &id, "--overlap", overlap]);
+        assert_eq!(out.status.code(), Some(2), "{overlap}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("'--overlap <SECONDS>'") && err.contains("0..=315360000"),
+            "{err}"
+        );
+        assert_eq!(cluster.snapshot().await, before, "{overlap}");
+    }
+    let err = cluster
+        .store()
+        .rotate(&id, Duration::MAX, "t", |_| Ok(()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PgError::InvalidInput(_)), "{err:?}");
+    assert!(err.to_string().contains("maximum, 315360000 s"), "{err}");
+    assert_eq!(cluster.snapshot().await, before);
+    let out = cluster.cli(&[
+        "keys",
+        "rotate",
+        "--client-id",
+        &id,
+        "--overlap",
+        "315360000",
+    ]);
+    assert!(out.status.success(), "the maximum itself: {}", text(&out));
+}
+
+/// A scope outside the documented set (1 to 128 of `[A-Za-z0-9:._/-]`) is refused with
+/// exit 2, named escaped (before, `a,b` was stored and listed like two scopes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_outside_the_set_is_refused() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let before = cluster.snapshot().await;
+    for (scope, named) in [
+        ("a,b", r#""a,b""#),
+        ("orders:read ", r#""orders:read ""#),
+        ("a\tb", r#""a\tb""#),
+        ("x\u{1b}[31m", r#""x\u{1b}[31m""#),
+        ("caf\u{e9}", "\"caf\u{e9}\""),
+        ("", r#""""#),
+    ] {
+        let out = cluster.cli(&[
+            "keys",
+            "create",
+            "--env",
+            "live",
+            "--scope",
+            "transactions:write",
+            "--scope",
+            scope,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{scope:?}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("scope {named} is not valid"))
+                && err.contains("ASCII letters, digits and ':', '.', '_', '/', '-'"),
+            "{err}"
+        );
+        assert!(!err.contains('\u{1b}'), "{err:?}");
+        assert_eq!(cluster.snapshot().await, before, "{scope:?}");
+    }
+    let out = cluster.cli(&[
+        "keys",
+        "create",
+        "--env",
+        "live",
+        "--scope",
+        "orders/v2:read-all_x.y",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]

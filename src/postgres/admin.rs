@@ -2,13 +2,16 @@
 //! revoke keys, list, re-encrypt under a new KEK. Each runs in one transaction that
 //! records its key events and announces the change.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_postgres::Transaction;
+
 use super::error::PgError;
-use super::events::{check_actor, event, lock_client, notify};
+use super::events::{check_actor, check_current_kek, event, lock_client, notify, set_current_kek};
 use super::ids::{
-    check_client_id, check_key_id, check_new_client_id, check_scope, new_client_id, new_key_id,
-    new_secret_hex,
+    check_client_id, check_key_id, check_new_client_id, check_overlap, check_scope, new_client_id,
+    new_key_id, new_secret_hex,
 };
 use super::kek::{Kek, Sealed};
 use super::migrate;
@@ -49,19 +52,41 @@ impl PgCredentialStore {
     /// Creates a client with one key, and returns the key (its secret shown this once).
     /// Records `client_created` and `key_created` events by `actor`.
     ///
+    /// `deliver` hands the new secret over (writes it out and flushes it) inside the
+    /// transaction, before it commits: if it fails, nothing is committed and the call
+    /// returns [`PgError::Delivery`], so a secret that never reached anyone never
+    /// becomes a valid key. (If the commit itself fails after a successful delivery, the
+    /// secret delivered is not a key either.) Pass `|_| Ok(())` to only get it back.
+    ///
+    /// The store's KEK must be the one the database records as current; a new database
+    /// records the KEK of its first sealed key.
+    ///
     /// # Errors
     /// [`PgError::InvalidInput`] for a bad client id (not of the environment's prefix)
-    /// or scope; [`PgError::DuplicateClient`] when the id exists; database errors.
+    /// or scope; [`PgError::DuplicateClient`] when the id exists;
+    /// [`PgError::KekMismatch`] when the store's KEK is not the database's current one;
+    /// [`PgError::Delivery`] when `deliver` fails; database errors. Nothing is changed
+    /// on any error.
     ///
     /// ```no_run
+    /// use std::io::Write;
     /// use jg_hmac::postgres::NewClient;
     /// # async fn run(store: jg_hmac::postgres::PgCredentialStore) -> Result<(), jg_hmac::postgres::PgError> {
     /// let issued = store
-    ///     .create_client(NewClient::new(jg_hmac::Environment::Live), "alice")
+    ///     .create_client(NewClient::new(jg_hmac::Environment::Live), "alice", |issued| {
+    ///         let mut out = std::io::stdout().lock();
+    ///         writeln!(out, "{} {}", issued.client_id, issued.secret_hex())?;
+    ///         out.flush() // written and flushed, or nothing is committed
+    ///     })
     ///     .await?;
     /// # let _ = issued; Ok(()) }
     /// ```
-    pub async fn create_client(&self, new: NewClient, actor: &str) -> Result<Issued, PgError> {
+    pub async fn create_client(
+        &self,
+        new: NewClient,
+        actor: &str,
+        deliver: impl FnOnce(&Issued) -> std::io::Result<()>,
+    ) -> Result<Issued, PgError> {
         check_actor(actor)?;
         let client_id = match new.client_id {
             Some(id) => {
@@ -74,9 +99,11 @@ impl PgCredentialStore {
             check_scope(scope)?;
         }
         let environment = new.environment.to_string();
+        let kek = self.sealing_kek()?;
         self.admin(async {
             let mut conn = self.connection().await?;
             let tx = conn.transaction().await?;
+            check_current_kek(&tx, kek.id()).await?;
             let inserted = tx
                 .execute(
                     "INSERT INTO jg_hmac.clients (client_id, environment, scopes) \
@@ -97,57 +124,32 @@ impl PgCredentialStore {
                 Some(&detail),
             )
             .await?;
-            let issued = self.insert_key(&tx, &client_id, actor).await?;
+            let issued = insert_key(&tx, kek, &client_id, actor).await?;
             notify(&tx, &client_id).await?;
-            tx.commit().await?;
-            Ok(issued)
+            deliver_and_commit(tx, issued, deliver).await
         })
         .await
-    }
-
-    async fn insert_key(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        client_id: &str,
-        actor: &str,
-    ) -> Result<Issued, PgError> {
-        let key_id = new_key_id()?;
-        let secret = new_secret_hex()?;
-        let kek = self.sealing_kek()?;
-        let sealed = kek
-            .seal(secret.as_bytes(), &aad(client_id, &key_id))
-            .await?;
-        tx.execute(
-            "INSERT INTO jg_hmac.keys (client_id, key_id, kek_id, nonce, ciphertext) \
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &client_id,
-                &key_id,
-                &kek.id(),
-                &sealed.nonce,
-                &sealed.ciphertext,
-            ],
-        )
-        .await?;
-        event(tx, "key_created", client_id, Some(&key_id), actor, None).await?;
-        Ok(Issued {
-            client_id: client_id.to_owned(),
-            key_id,
-            secret,
-        })
     }
 
     /// Issues a new key for a client, and ends every older active key `overlap` from now
     /// (`not_after = now + overlap`, or earlier if it already ended sooner): during the
     /// overlap both verify, so the partner can switch. Records `key_created` and
-    /// `key_expiry_set` events.
+    /// `key_expiry_set` events. `overlap` is at most 3650 days (whole seconds count).
+    ///
+    /// `deliver` and the KEK are as for [`create_client`](Self::create_client): the new
+    /// secret is handed over before the commit, and nothing (not even the end of the
+    /// older keys) is committed if that fails.
     ///
     /// # Errors
-    /// [`PgError::UnknownClient`], [`PgError::ClientRevoked`]; database errors.
+    /// [`PgError::UnknownClient`], [`PgError::ClientRevoked`],
+    /// [`PgError::InvalidInput`] for an overlap over the maximum,
+    /// [`PgError::KekMismatch`], [`PgError::Delivery`]; database errors. Nothing is
+    /// changed on any error.
     ///
     /// ```no_run
     /// # async fn run(store: jg_hmac::postgres::PgCredentialStore) -> Result<(), jg_hmac::postgres::PgError> {
-    /// let issued = store.rotate("jk_live_acme", std::time::Duration::from_secs(86_400), "ops").await?;
+    /// let overlap = std::time::Duration::from_secs(86_400);
+    /// let issued = store.rotate("jk_live_acme", overlap, "ops", |_| Ok(())).await?;
     /// # let _ = issued; Ok(()) }
     /// ```
     pub async fn rotate(
@@ -155,13 +157,16 @@ impl PgCredentialStore {
         client_id: &str,
         overlap: Duration,
         actor: &str,
+        deliver: impl FnOnce(&Issued) -> std::io::Result<()>,
     ) -> Result<Issued, PgError> {
         check_actor(actor)?;
         check_client_id(client_id)?;
-        let overlap_secs = i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX);
+        let overlap_secs = check_overlap(overlap)?;
+        let kek = self.sealing_kek()?;
         self.admin(async {
             let mut conn = self.connection().await?;
             let tx = conn.transaction().await?;
+            check_current_kek(&tx, kek.id()).await?;
             lock_client(&tx, client_id, true).await?;
             let ended = tx
                 .query(
@@ -188,10 +193,9 @@ impl PgCredentialStore {
                 )
                 .await?;
             }
-            let issued = self.insert_key(&tx, client_id, actor).await?;
+            let issued = insert_key(&tx, kek, client_id, actor).await?;
             notify(&tx, client_id).await?;
-            tx.commit().await?;
-            Ok(issued)
+            deliver_and_commit(tx, issued, deliver).await
         })
         .await
     }
@@ -362,7 +366,9 @@ impl PgCredentialStore {
     /// opened with the KEK it names (one this store holds) and sealed again with a fresh
     /// nonce. Rows already under `new_kek` are left as they are, so running it twice is
     /// harmless. If any row does not open, nothing is changed. Records a `key_rekeyed`
-    /// event per row.
+    /// event per row, and `new_kek` as the database's current KEK, the one
+    /// [`create_client`](Self::create_client) and [`rotate`](Self::rotate) accept from
+    /// then on.
     ///
     /// Verifiers must be able to open both forms while it runs: give them the new KEK as
     /// [`kek`](super::PgStoreBuilder::kek) and the old one as
@@ -384,6 +390,7 @@ impl PgCredentialStore {
         self.admin(async {
             let mut conn = self.connection().await?;
             let tx = conn.transaction().await?;
+            set_current_kek(&tx, new_kek.id()).await?;
             let rows = tx
                 .query(
                     "SELECT client_id, key_id, kek_id, nonce, ciphertext FROM jg_hmac.keys \
@@ -451,4 +458,51 @@ impl PgCredentialStore {
         })
         .await
     }
+}
+
+/// Seals a new secret for `client_id` under `kek` and inserts it as a new key.
+async fn insert_key(
+    tx: &Transaction<'_>,
+    kek: &Arc<dyn Kek>,
+    client_id: &str,
+    actor: &str,
+) -> Result<Issued, PgError> {
+    let key_id = new_key_id()?;
+    let secret = new_secret_hex()?;
+    let sealed = kek
+        .seal(secret.as_bytes(), &aad(client_id, &key_id))
+        .await?;
+    tx.execute(
+        "INSERT INTO jg_hmac.keys (client_id, key_id, kek_id, nonce, ciphertext) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &client_id,
+            &key_id,
+            &kek.id(),
+            &sealed.nonce,
+            &sealed.ciphertext,
+        ],
+    )
+    .await?;
+    event(tx, "key_created", client_id, Some(&key_id), actor, None).await?;
+    Ok(Issued {
+        client_id: client_id.to_owned(),
+        key_id,
+        secret,
+    })
+}
+
+/// Hands the new key over, then commits; if the hand-over fails, rolls back.
+async fn deliver_and_commit(
+    tx: Transaction<'_>,
+    issued: Issued,
+    deliver: impl FnOnce(&Issued) -> std::io::Result<()>,
+) -> Result<Issued, PgError> {
+    if let Err(e) = deliver(&issued) {
+        // Dropping the transaction would roll it back too; this says so at once.
+        let _ = tx.rollback().await;
+        return Err(PgError::Delivery(e));
+    }
+    tx.commit().await?;
+    Ok(issued)
 }

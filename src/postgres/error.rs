@@ -7,7 +7,7 @@ use super::kek::KekError;
 /// What went wrong in a call of the PostgreSQL store.
 ///
 /// [`is_input_error`](Self::is_input_error) sets apart the operator's mistakes (unknown
-/// client, duplicate id, bad environment: the CLI exits 2) from failures of the database
+/// client, duplicate id, bad environment, another KEK than the database's: the CLI exits 2) from failures of the database
 /// or the key-encryption key (exit 1). No message contains a secret.
 ///
 /// ```
@@ -22,6 +22,25 @@ pub enum PgError {
     /// An argument is not acceptable (a malformed client id, scope, environment).
     #[error("{0}")]
     InvalidInput(String),
+    /// The store's KEK is not the one the database records as current (set by its first
+    /// sealed key and by every [`rekey`](super::PgCredentialStore::rekey)): a key sealed
+    /// under it would not open on the verifiers. Nothing was changed.
+    #[error(
+        "the key-encryption key given ({given}) is not the database's current one \
+         ({current}): a key sealed under it would not open on the verifiers; nothing was \
+         changed (use the current KEK, or move the database to this one with rekey)"
+    )]
+    KekMismatch {
+        /// The id of the database's current KEK.
+        current: String,
+        /// The id of the KEK the store would have sealed with.
+        given: String,
+    },
+    /// A new secret could not be handed over (the `deliver` callback of
+    /// [`create_client`](super::PgCredentialStore::create_client) or
+    /// [`rotate`](super::PgCredentialStore::rotate) failed), so nothing was committed.
+    #[error("the new secret could not be delivered, so nothing was committed: {0}")]
+    Delivery(#[source] std::io::Error),
     /// No client has this id.
     #[error("unknown client id {0:?}")]
     UnknownClient(String),
@@ -90,6 +109,7 @@ impl PgError {
         matches!(
             self,
             Self::InvalidInput(_)
+                | Self::KekMismatch { .. }
                 | Self::UnknownClient(_)
                 | Self::DuplicateClient(_)
                 | Self::ClientRevoked(_)

@@ -56,6 +56,64 @@ pub(super) async fn notify(
     Ok(())
 }
 
+/// Checks, first thing in a transaction that seals a secret, that `kek_id` is the
+/// database's current KEK (`jg_hmac.current_kek`), and records it as current when the
+/// database has none yet (a new database's first sealed key). The record stays locked
+/// until the transaction ends, so a concurrent [`rekey`](super::PgCredentialStore::rekey)
+/// and this call wait for each other instead of sealing under a KEK that was just
+/// replaced.
+pub(super) async fn check_current_kek(
+    tx: &tokio_postgres::Transaction<'_>,
+    kek_id: &str,
+) -> Result<(), PgError> {
+    let current = async {
+        tx.execute(
+            "INSERT INTO jg_hmac.current_kek (kek_id) VALUES ($1) \
+             ON CONFLICT (singleton) DO NOTHING",
+            &[&kek_id],
+        )
+        .await?;
+        tx.query_one("SELECT kek_id FROM jg_hmac.current_kek FOR SHARE", &[])
+            .await?
+            .try_get::<_, String>(0)
+    }
+    .await
+    .map_err(|e| {
+        if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+            PgError::Schema(
+                "the database has no record of its current KEK: apply the migrations first \
+                 (jg-hmac db migrate)"
+                    .to_owned(),
+            )
+        } else {
+            PgError::Database(e)
+        }
+    })?;
+    if current == kek_id {
+        Ok(())
+    } else {
+        Err(PgError::KekMismatch {
+            current,
+            given: kek_id.to_owned(),
+        })
+    }
+}
+
+/// Records `kek_id` as the database's current KEK (what a re-key ends with), locking the
+/// record until the transaction ends.
+pub(super) async fn set_current_kek(
+    tx: &tokio_postgres::Transaction<'_>,
+    kek_id: &str,
+) -> Result<(), PgError> {
+    tx.execute(
+        "INSERT INTO jg_hmac.current_kek (kek_id) VALUES ($1) \
+         ON CONFLICT (singleton) DO UPDATE SET kek_id = EXCLUDED.kek_id, set_at = now()",
+        &[&kek_id],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Checks the name of who makes a change: 1 to 200 characters, no control character.
 pub(super) fn check_actor(actor: &str) -> Result<(), PgError> {
     if actor.trim().is_empty() || actor.len() > 200 || actor.chars().any(char::is_control) {

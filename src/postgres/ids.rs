@@ -92,19 +92,37 @@ pub(crate) fn check_key_id(id: &str) -> Result<(), PgError> {
     }
 }
 
-/// Checks a scope: 1 to 128 printable ASCII characters, no spaces.
+/// Checks a scope: 1 to 128 characters among ASCII letters, digits and `:`, `.`, `_`,
+/// `/`, `-` (docs/postgres.md). No `,` (listings join scopes with it) and no whitespace.
 pub(crate) fn check_scope(scope: &str) -> Result<(), PgError> {
     if !scope.is_empty()
         && scope.len() <= MAX_TOKEN_LEN
-        && scope.bytes().all(|b| b.is_ascii_graphic())
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'/' | b'-'))
     {
         Ok(())
     } else {
         Err(PgError::InvalidInput(format!(
-            "scope {:?} is not valid: 1 to {MAX_TOKEN_LEN} printable ASCII characters without \
-             spaces",
+            "scope {:?} is not valid: 1 to {MAX_TOKEN_LEN} characters among ASCII letters, \
+             digits and ':', '.', '_', '/', '-'",
             truncate(scope)
         )))
+    }
+}
+
+/// Longest rotation overlap: 3650 days.
+const MAX_OVERLAP_SECS: u64 = 3650 * 86_400;
+
+/// Checks a rotation overlap (at most 3650 days; PostgreSQL's intervals overflow long
+/// before `u64::MAX` seconds) and returns its whole seconds.
+pub(crate) fn check_overlap(overlap: std::time::Duration) -> Result<i64, PgError> {
+    let secs = overlap.as_secs();
+    match i64::try_from(secs) {
+        Ok(secs_i64) if secs <= MAX_OVERLAP_SECS => Ok(secs_i64),
+        _ => Err(PgError::InvalidInput(format!(
+            "rotation overlap of {secs} s is over the maximum, {MAX_OVERLAP_SECS} s (3650 days)"
+        ))),
     }
 }
 
@@ -181,6 +199,36 @@ mod tests {
     fn rejects() {
         assert!(check_scope("a b").is_err());
         assert!(check_scope("transactions:write").is_ok());
+        assert!(check_scope("orders/v2:read-all_x.y").is_ok());
+        for bad in [
+            "a,b",
+            "a\tb",
+            "",
+            "caf\u{e9}",
+            "a*",
+            "a;b",
+            &"a".repeat(129),
+        ] {
+            let e = check_scope(bad).unwrap_err().to_string();
+            assert!(e.contains("':', '.', '_', '/', '-'"), "{e}");
+        }
+        assert!(check_scope(&"a".repeat(128)).is_ok());
+        assert!(
+            check_scope("a\nb")
+                .unwrap_err()
+                .to_string()
+                .contains("\"a\\nb\"")
+        );
+        assert_eq!(
+            check_overlap(std::time::Duration::from_secs(315_360_000)).unwrap(),
+            315_360_000
+        );
+        for over in [315_360_001, u64::MAX] {
+            let e = check_overlap(std::time::Duration::from_secs(over))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("maximum, 315360000 s"), "{e}");
+        }
         assert!(check_key_id("k\n").is_err());
     }
 }

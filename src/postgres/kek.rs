@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io::Read;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +13,9 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::secret::Secret;
+
+/// Target of the `postgres` module's tracing events.
+pub(crate) const LOG_TARGET: &str = "jg_hmac::postgres";
 
 /// Length of an AES-GCM nonce in bytes.
 const NONCE_LEN: usize = 12;
@@ -234,6 +238,11 @@ impl LocalKek {
     /// Reads a KEK from a file holding 64 hex digits (surrounding whitespace, such as a
     /// trailing newline, ignored).
     ///
+    /// A file that group or others may read or write (mode `& 0o077`, e.g. the 0644 of
+    /// `openssl rand -hex 32 > kek`) is used, since container secret mounts often are
+    /// 0644, but reported: a `warn` event (target `jg_hmac::postgres`) names the file and
+    /// its mode, never the key.
+    ///
     /// # Errors
     /// [`KekError`] when the file cannot be read or holds anything else; the message
     /// names the file, never its contents.
@@ -244,10 +253,30 @@ impl LocalKek {
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KekError> {
         let path = path.as_ref();
-        let bytes =
-            Zeroizing::new(std::fs::read(path).map_err(|e| {
-                KekError::new(format!("cannot read KEK file {}: {e}", path.display()))
-            })?);
+        let cannot_read = |e: std::io::Error| {
+            KekError::new(format!("cannot read KEK file {}: {e}", path.display()))
+        };
+        let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+        let metadata = file.metadata().map_err(cannot_read)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = metadata.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    target: LOG_TARGET,
+                    file = ?path,
+                    mode = %format_args!("{mode:04o}"),
+                    "KEK file is readable or writable by group or others; chmod 600 it"
+                );
+            }
+        }
+        // Room for the whole file at once, so that no copy is left behind unwiped.
+        let capacity = usize::try_from(metadata.len())
+            .unwrap_or(0)
+            .saturating_add(1);
+        let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
+        file.read_to_end(&mut bytes).map_err(cannot_read)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             KekError::new(format!(
                 "KEK file {}: expected 64 hex digits (32 bytes), found bytes that are not text",

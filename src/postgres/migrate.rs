@@ -14,11 +14,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration this version knows, in order (`migrations/*.sql`).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../migrations/0001_init.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "current_kek",
+        sql: include_str!("../../migrations/0002_current_kek.sql"),
+    },
+];
 
 /// An arbitrary constant: the advisory lock that serialises concurrent migrations.
 const MIGRATION_LOCK: i64 = 0x6a67_686d_6163_0001;

@@ -71,9 +71,15 @@ impl NewClient {
 /// once (the database keeps only its ciphertext). Wiped on drop; `Debug` hides it.
 ///
 /// ```no_run
+/// use std::io::Write;
 /// # async fn run(store: jg_hmac::postgres::PgCredentialStore) -> Result<(), jg_hmac::postgres::PgError> {
-/// let issued = store.rotate("jk_live_acme", std::time::Duration::from_secs(86_400), "ops").await?;
-/// println!("{} {}", issued.key_id, issued.secret_hex()); // shown this once
+/// let overlap = std::time::Duration::from_secs(86_400);
+/// store
+///     .rotate("jk_live_acme", overlap, "ops", |issued| {
+///         // shown this once, before the new key is committed
+///         writeln!(std::io::stdout(), "{} {}", issued.key_id, issued.secret_hex())
+///     })
+///     .await?;
 /// # Ok(()) }
 /// ```
 pub struct Issued {

@@ -16,8 +16,8 @@ use crate::tower::{CredentialStore, StoreError};
 use super::error::{PgError, describe};
 use super::kek::{Kek, Sealed};
 
-/// Target of this module's tracing events.
-pub(crate) const LOG_TARGET: &str = "jg_hmac::postgres";
+/// Target of this module's tracing events (defined with the KEK, the first layer).
+pub(crate) use super::kek::LOG_TARGET;
 
 const SELECT_CREDENTIAL: &str = "\
     SELECT c.environment, c.scopes, c.disabled, k.key_id, k.kek_id, k.nonce, k.ciphertext, \
@@ -68,6 +68,7 @@ pub(super) fn epoch_secs(value: i64) -> u64 {
 /// put a TLS proxy in front.
 ///
 /// ```no_run
+/// use std::io::Write;
 /// use jg_hmac::postgres::{LocalKek, NewClient, PgCredentialStore};
 /// use jg_hmac::tower::CredentialStore;
 /// use jg_hmac::Environment;
@@ -77,10 +78,13 @@ pub(super) fn epoch_secs(value: i64) -> u64 {
 ///     .kek(LocalKek::from_file("/run/secrets/jg-kek")?)
 ///     .build()?;
 /// store.migrate().await?;
+/// let new = NewClient::new(Environment::Test).scope("transactions:write");
 /// let issued = store
-///     .create_client(NewClient::new(Environment::Test).scope("transactions:write"), "alice")
+///     .create_client(new, "alice", |issued| {
+///         // Shown once, and written out before the key is committed.
+///         writeln!(std::io::stdout(), "{} {}", issued.client_id, issued.secret_hex())
+///     })
 ///     .await?;
-/// println!("{} {}", issued.client_id, issued.secret_hex()); // shown once
 /// let credential = store.get(&issued.client_id).await?; // what the layer calls
 /// assert!(credential.is_some());
 /// # Ok(()) }

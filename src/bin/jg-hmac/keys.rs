@@ -2,8 +2,10 @@
 //!
 //! The database comes from `JG_DATABASE_URL`, the key-encryption key from the file
 //! `JG_KEK_FILE` names (64 hex digits). Exit codes: 0 success; 1 the database or the KEK
-//! failed (down, timed out); 2 usage or input error (unknown client, duplicate id, bad
-//! environment, missing variable, unreadable KEK file).
+//! failed (down, timed out), or a new secret could not be written out (then nothing was
+//! committed); 2 usage or input error (unknown client, duplicate id, bad environment or
+//! scope, an overlap out of range, a KEK other than the database's current one, missing
+//! variable, unreadable KEK file).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -24,6 +26,8 @@ use json::push_json_string;
 
 const DATABASE_VAR: &str = "JG_DATABASE_URL";
 const KEK_VAR: &str = "JG_KEK_FILE";
+/// The longest `--overlap`: 3650 days, as `PgCredentialStore::rotate` allows.
+const MAX_OVERLAP_SECS: u64 = 3650 * 86_400;
 
 /// The database schema.
 #[derive(Debug, Args)]
@@ -75,7 +79,8 @@ struct CreateArgs {
     /// prefix).
     #[arg(long, value_name = "ID")]
     client_id: Option<String>,
-    /// Grant a scope (repeatable), e.g. transactions:write.
+    /// Grant a scope (repeatable), e.g. transactions:write: 1 to 128 characters among
+    /// ASCII letters, digits and : . _ / -
     #[arg(long, value_name = "SCOPE")]
     scope: Vec<String>,
     /// Print one JSON object {"client_id","key_id","secret"}.
@@ -88,8 +93,14 @@ struct RotateArgs {
     /// The client.
     #[arg(long, value_name = "ID")]
     client_id: String,
-    /// Seconds during which the older keys keep verifying.
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    /// Seconds during which the older keys keep verifying (at most 315360000, 3650 days;
+    /// the library's limit too).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_OVERLAP_SECS)
+    )]
     overlap: u64,
     /// Print one JSON object {"client_id","key_id","secret"}.
     #[arg(long)]
@@ -233,8 +244,22 @@ fn database_url() -> Result<String, Failure> {
         .map_err(|_| Failure::input(format!("{DATABASE_VAR} is not valid UTF-8")))
 }
 
+/// Loads a KEK file, warning on stderr when group or others may read or write it (the
+/// library's `warn` event goes to a subscriber, which this tool has not).
 fn load_kek(path: &Path) -> Result<LocalKek, Failure> {
-    LocalKek::from_file(path).map_err(|e| Failure::input(e.to_string()))
+    let kek = LocalKek::from_file(path).map_err(|e| Failure::input(e.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o7777);
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "jg-hmac: warning: KEK file {path:?} is readable or writable by group or \
+                 others (mode {mode:04o}); chmod 600 it"
+            );
+        }
+    }
+    Ok(kek)
 }
 
 /// The store, with the KEK of $JG_KEK_FILE when `need_kek` (else only if set).
@@ -272,6 +297,15 @@ fn issued_json(issued: &Issued) -> Zeroizing<String> {
     out
 }
 
+/// Writes a new key to stdout and flushes it: the `deliver` step of `create_client` and
+/// `rotate`, which commit only when this succeeded.
+fn deliver(issued: &Issued, json: bool) -> std::io::Result<()> {
+    let text = issued_output(issued, json);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
 fn issued_output(issued: &Issued, json: bool) -> Zeroizing<String> {
     if json {
         let mut out = issued_json(issued);
@@ -301,16 +335,21 @@ async fn create(args: CreateArgs, actor: &str) -> Result<Zeroizing<String>, Fail
     for scope in args.scope {
         new = new.scope(scope);
     }
-    let issued = store.create_client(new, actor).await?;
-    Ok(issued_output(&issued, args.json))
+    store
+        .create_client(new, actor, |issued| deliver(issued, args.json))
+        .await?;
+    Ok(Zeroizing::new(String::new()))
 }
 
 async fn rotate(args: RotateArgs, actor: &str) -> Result<Zeroizing<String>, Failure> {
     let store = store(true)?;
-    let issued = store
-        .rotate(&args.client_id, Duration::from_secs(args.overlap), actor)
+    let overlap = Duration::from_secs(args.overlap);
+    store
+        .rotate(&args.client_id, overlap, actor, |issued| {
+            deliver(issued, args.json)
+        })
         .await?;
-    Ok(issued_output(&issued, args.json))
+    Ok(Zeroizing::new(String::new()))
 }
 
 async fn revoke(args: RevokeArgs, actor: &str) -> Result<Zeroizing<String>, Failure> {
