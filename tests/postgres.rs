@@ -263,6 +263,13 @@ impl Cluster {
         self.cli_command(&kek, args).output().unwrap()
     }
 
+    /// Migrates with the CLI and creates a live client with it; returns its id.
+    fn migrated_with_client(&self) -> String {
+        assert!(self.cli(&["db", "migrate"]).status.success());
+        let created = json(&self.cli(&["keys", "create", "--env", "live", "--json"]));
+        created["client_id"].as_str().unwrap().to_owned()
+    }
+
     /// Every row of the store's tables, as text: what an operator's mistake must leave
     /// as it was.
     async fn snapshot(&self) -> String {
@@ -1161,9 +1168,7 @@ async fn another_kek_is_refused_until_rekey() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    assert!(cluster.cli(&["db", "migrate"]).status.success());
-    let created = json(&cluster.cli(&["keys", "create", "--env", "live", "--json"]));
-    let id = created["client_id"].as_str().unwrap().to_owned();
+    let id = cluster.migrated_with_client();
     let current = LocalKek::from_hex(KEK_HEX).unwrap().id().to_owned();
     let other_id = LocalKek::from_hex(OTHER_KEK_HEX).unwrap().id().to_owned();
     let other = cluster.kek_file("other.hex", OTHER_KEK_HEX);
@@ -1231,9 +1236,7 @@ async fn a_secret_that_cannot_be_written_is_not_committed() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    assert!(cluster.cli(&["db", "migrate"]).status.success());
-    let created = json(&cluster.cli(&["keys", "create", "--env", "live", "--json"]));
-    let id = created["client_id"].as_str().unwrap().to_owned();
+    let id = cluster.migrated_with_client();
     let kek = cluster.kek_file("kek.hex", KEK_HEX);
     let before = cluster.snapshot().await;
     for args in [
@@ -1344,9 +1347,7 @@ async fn an_overlap_out_of_range_is_an_input_error() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    assert!(cluster.cli(&["db", "migrate"]).status.success());
-    let created = json(&cluster.cli(&["keys", "create", "--env", "live", "--json"]));
-    let id = created["client_id"].as_str().unwrap().to_owned();
+    let id = cluster.migrated_with_client();
     let before = cluster.snapshot().await;
     for overlap in ["18446744073709551615", "315360001"] {
         let out = cluster.cli(&["keys", "rotate", "--client-id", &id, "--overlap", overlap]);

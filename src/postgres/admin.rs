@@ -55,8 +55,10 @@ impl PgCredentialStore {
     /// `deliver` hands the new secret over (writes it out and flushes it) inside the
     /// transaction, before it commits: if it fails, nothing is committed and the call
     /// returns [`PgError::Delivery`], so a secret that never reached anyone never
-    /// becomes a valid key. (If the commit itself fails after a successful delivery, the
-    /// secret delivered is not a key either.) Pass `|_| Ok(())` to only get it back.
+    /// becomes a valid key. (If the commit itself fails after a successful delivery, an
+    /// error is returned and the secret delivered is normally no key; a connection lost
+    /// during the commit leaves that unknown: [`list`](Self::list) tells.) Pass
+    /// `|_| Ok(())` to only get it back.
     ///
     /// The store's KEK must be the one the database records as current; a new database
     /// records the KEK of its first sealed key.
