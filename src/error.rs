@@ -73,8 +73,8 @@ pub enum LimitKind {
 /// `timestamp_out_of_range`, `client_id`, `unsupported_content_type`); the crate adds
 /// `missing_header`, `malformed_header`, `replayed_request` (SPEC.md §7),
 /// `request_too_large`, `replay_guard_unavailable`, `replay_quota_exceeded`, and for
-/// servers `credential_store_unavailable`, `malformed_body`, `insufficient_scope` and
-/// `authentication_not_configured` (SPEC.md §7).
+/// servers `credential_store_unavailable`, `malformed_body`, `insufficient_scope`,
+/// `authentication_not_configured` and `request_timeout` (SPEC.md §7).
 ///
 /// ```
 /// use jg_hmac::Error;
@@ -133,6 +133,9 @@ pub enum Error {
     /// server misconfiguration, answered rather than running the handler
     /// unauthenticated. Wire code `authentication_not_configured`, status 500.
     NotConfigured,
+    /// The request was not complete (its body read and its credential checked) within the
+    /// verifying layer's deadline. Wire code `request_timeout`, status 408.
+    RequestTimeout,
 }
 
 impl Error {
@@ -157,6 +160,7 @@ impl Error {
         Self::MalformedBody,
         Self::InsufficientScope,
         Self::NotConfigured,
+        Self::RequestTimeout,
     ];
 
     /// The stable machine-readable code sent on the wire in the `error` field.
@@ -180,13 +184,15 @@ impl Error {
             Self::MalformedBody => "malformed_body",
             Self::InsufficientScope => "insufficient_scope",
             Self::NotConfigured => "authentication_not_configured",
+            Self::RequestTimeout => "request_timeout",
         }
     }
 
     /// The HTTP status code to answer with.
     ///
     /// Authentication failures are `401`; a header or body that is there but unusable is
-    /// `400`; a missing scope `403`; the content-type allow-list answers `415`; size
+    /// `400`; a missing scope `403`; a request not complete within the layer's deadline
+    /// `408`; the content-type allow-list answers `415`; size
     /// limits `413`/`414`; a client over its share of the replay guard `429`; a missing
     /// verifying layer `500`; a replay guard or credential store that cannot answer `503`.
     ///
@@ -198,6 +204,7 @@ impl Error {
         match self {
             Self::MalformedHeader(_) | Self::MalformedBody => 400,
             Self::InsufficientScope => 403,
+            Self::RequestTimeout => 408,
             Self::NotConfigured => 500,
             Self::CredentialStoreUnavailable => 503,
             Self::UnsupportedContentType => 415,
@@ -255,6 +262,7 @@ impl Error {
             Self::MalformedBody => "Request body could not be read",
             Self::InsufficientScope => "The client is not allowed to use this route",
             Self::NotConfigured => "Authentication is not configured for this route",
+            Self::RequestTimeout => "Request not completed in time",
         }
     }
 

@@ -18,6 +18,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -328,6 +329,50 @@ async fn a_key_revoked_while_the_body_streams_is_not_used() {
     assert!(watched.store.revoke_key(OTHER, "0"));
     raw.write(&request.body).await;
     raw.reply().await.assert_refused(401, "invalid_signature");
+}
+
+/// A store that never answers.
+#[derive(Clone)]
+struct Hanging;
+
+impl CredentialStore for Hanging {
+    async fn get(&self, _: &str) -> Result<Option<Arc<Credential>>, StoreError> {
+        std::future::pending().await
+    }
+}
+
+/// A request must be complete within the layer's deadline, whatever holds it: a client
+/// that sends its head and keeps its body, or a store that never answers. Past it: 408
+/// `request_timeout` in the JSON error shape. (Real time, a 200 ms deadline; the test
+/// asserts the answer, not how long it took.)
+#[tokio::test]
+async fn a_request_not_complete_within_the_deadline_is_408() {
+    let clock = TestClock::new(T0);
+    let held = Router::new().nest("/v1", api()).layer(
+        VerifyLayer::builder(store())
+            .clock(clock.as_clock())
+            .request_timeout(Duration::from_millis(200))
+            .build(),
+    );
+    let addr = serve(held).await;
+    let request = signed("POST", "/v1/echo", "/v1/echo", b"{}", T0, ME);
+    let mut raw = Raw::connect(addr).await;
+    raw.write(&request.head()).await; // the body never comes
+    let reply = raw.reply().await;
+    reply.assert_refused(408, "request_timeout");
+    assert_eq!(reply.json()["status"], 408);
+
+    let stuck = Router::new().nest("/v1", api()).layer(
+        VerifyLayer::builder(Hanging)
+            .clock(clock.as_clock())
+            .request_timeout(Duration::from_millis(200))
+            .build(),
+    );
+    let addr = serve(stuck).await;
+    signed("GET", "/v1/ping", "/v1/ping", b"", T0, ME)
+        .send(addr)
+        .await
+        .assert_refused(408, "request_timeout");
 }
 
 // ---------------------------------------------------------------- where the layer sits

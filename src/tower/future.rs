@@ -10,10 +10,13 @@ use std::time::Instant;
 
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
+use tokio::time::timeout;
 use tower_service::Service;
 
+use crate::error::Error;
+
 use super::audit;
-use super::authorize::{BoxError, Facts, authorize};
+use super::authorize::{BoxError, Facts, Refusal, authorize};
 use super::event::Event;
 use super::identity::Authenticated;
 use super::replay::AsyncReplayGuard;
@@ -78,7 +81,19 @@ where
     let (mut parts, body) = request.into_parts();
     let request_id = audit::request_id(parts.headers.get(&audit::X_REQUEST_ID));
     let mut facts = Facts::default();
-    let decision = authorize(&settings, &parts, body, &mut facts).await;
+    let decision = match timeout(
+        settings.deadline,
+        authorize(&settings, &parts, body, &mut facts),
+    )
+    .await
+    {
+        Ok(decision) => decision,
+        Err(_) => Err(Refusal {
+            error: Error::RequestTimeout,
+            now: settings.clock.now(),
+            diagnostics: None,
+        }),
+    };
     let decided_in = started.map(|t| t.elapsed());
     let accepted = match decision {
         Ok(accepted) => accepted,

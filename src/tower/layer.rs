@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower_layer::Layer;
 
@@ -21,6 +22,9 @@ const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// The clock skew, in seconds, above which an accepted request's response carries
 /// `X-JG-Clock-Skew` (see [`VerifyLayerBuilder::skew_warning`]).
 const DEFAULT_SKEW_WARNING: u64 = 60;
+
+/// How long a request may take from its head to the decision, by default: 30 s.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A tower [`Layer`] that verifies JG-HMAC-SHA256 signatures before the inner service
 /// runs.
@@ -45,7 +49,9 @@ const DEFAULT_SKEW_WARNING: u64 = 60;
 ///    key) is refused here too ([`Verifier::check_client`]), unless the verifier [hides
 ///    unknown clients](Verifier::with_hidden_unknown_clients), in which case the body is
 ///    read and the answer is `invalid_signature`.
-/// 2. **Body:** read up to the limit (1 MiB by default); more is `413`.
+/// 2. **Body:** read up to the limit (1 MiB by default); more is `413`. Steps 1 to 3 must
+///    be done within the [request deadline](VerifyLayerBuilder::request_timeout) (30 s by
+///    default), else `408 request_timeout`.
 /// 3. **The clock is read again**, now that the request is complete. Against that
 ///    reading: the window again (a body that arrives after the window closed is
 ///    `timestamp_out_of_range`), the keys' validity (a key that expired while the body
@@ -125,6 +131,7 @@ impl<S: CredentialStore> VerifyLayer<S> {
                 environment: None,
                 diagnostics: false,
                 skew_warning: Some(DEFAULT_SKEW_WARNING),
+                deadline: DEFAULT_DEADLINE,
                 observers: Observers::default(),
             },
         }
@@ -283,6 +290,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
             environment,
             diagnostics,
             skew_warning,
+            deadline,
             observers,
             ..
         } = self.settings;
@@ -296,6 +304,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
                 environment,
                 diagnostics,
                 skew_warning,
+                deadline,
                 observers,
             },
         }
@@ -317,6 +326,27 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     #[must_use]
     pub fn skew_warning(mut self, threshold: Option<u64>) -> Self {
         self.settings.skew_warning = threshold;
+        self
+    }
+
+    /// The deadline of a request: from its head to the decision (the credential lookups
+    /// and the whole body included, the inner service not), else `408 request_timeout`
+    /// and the connection is done with. So a client that sends a head and holds its body,
+    /// or a store that hangs, cannot keep a request open for minutes. Defaults to 30 s.
+    ///
+    /// The timer is Tokio's: the layer runs on a Tokio runtime with timers enabled (as
+    /// `#[tokio::main]` and `axum::serve` have them).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
+    ///     .request_timeout(Duration::from_secs(10))
+    ///     .build();
+    /// assert!(format!("{layer:?}").contains("deadline: 10s"));
+    /// ```
+    #[must_use]
+    pub fn request_timeout(mut self, deadline: Duration) -> Self {
+        self.settings.deadline = deadline;
         self
     }
 

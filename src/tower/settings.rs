@@ -2,6 +2,7 @@
 //! the replay guard, the verifier, the clock and the observers.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::Environment;
 use crate::clock::Clock;
@@ -21,6 +22,8 @@ pub(super) struct Settings<S, R> {
     pub(super) diagnostics: bool,
     /// Above this absolute skew (seconds), an accepted request's response says so.
     pub(super) skew_warning: Option<u64>,
+    /// How long a request may take from its head to the decision.
+    pub(super) deadline: Duration,
     pub(super) observers: Observers,
 }
 
@@ -32,6 +35,7 @@ impl<S, R> fmt::Debug for Settings<S, R> {
             .field("environment", &self.environment)
             .field("diagnostics", &self.diagnostics)
             .field("skew_warning", &self.skew_warning)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
