@@ -42,9 +42,15 @@ pub trait ReplayGuard {
 
 type Fingerprint = [u8; 32];
 
-/// The default share of an [`InMemoryReplayGuard`]'s capacity one client id may hold:
-/// one tenth.
+/// The default share of an [`InMemoryReplayGuard`]'s capacity one client id may hold
+/// under pressure: one tenth.
 const DEFAULT_SHARE_DIVISOR: usize = 10;
+
+/// An [`InMemoryReplayGuard`] is under pressure once it holds half its capacity (rounded
+/// up); below that, no client is refused for its share.
+const fn pressure_level(capacity: usize) -> usize {
+    capacity - capacity / 2
+}
 
 #[derive(Debug, Default)]
 struct Seen {
@@ -58,18 +64,24 @@ struct Seen {
 /// A replay guard for one process, with bounded memory, fair between clients.
 ///
 /// Holds at most `capacity` entries (about 170 bytes each), allocated up front. Entries
-/// are dropped once expired. It **fails closed**:
-/// - a client id that already holds its share of the capacity (one tenth by default,
-///   see [`with_client_limit`](Self::with_client_limit)) gets
-///   [`Error::ReplayQuotaExceeded`] (429) until some of its entries expire, while other
-///   clients keep being served: one partner, or one leaked secret, cannot fill the guard
-///   and lock every other partner out;
+/// are dropped once expired. A client may use free room: while the guard holds less than
+/// half its capacity (the *pressure level*, rounded up), no request is refused for its
+/// client's share. It **fails closed**:
+/// - under pressure, a client id that already holds its share (one tenth of the capacity
+///   by default, see [`with_client_limit`](Self::with_client_limit)) gets
+///   [`Error::ReplayQuotaExceeded`] (429) until enough of its entries expire to bring it
+///   back under its share, while other clients keep being served. A partner that grew
+///   past its share while the guard was quiet therefore stops at the pressure level, and
+///   the other half is left to the others: one partner, or one leaked secret, cannot
+///   fill the guard and lock every other partner out. With the defaults the free half
+///   holds five full shares, so filling the guard takes at least five other clients at
+///   their share;
 /// - when the guard is full of unexpired entries, new requests get
 ///   [`Error::ReplayGuardUnavailable`] (503), rather than being accepted unchecked.
 ///
-/// Size it above your peak accepted requests per window (e.g. 1,000 requests/s × 600 s,
-/// the span a request dated at the future edge of a ±300 s window is held, = 600,000),
-/// and the client limit above your largest partner's share of that.
+/// Size it so that your peak stays under the pressure level: twice your peak of accepted
+/// requests per 330 s (each entry is held for the 300 s window, plus a margin for
+/// clients whose clocks run ahead), e.g. 1,000 requests/s × 660 s = 660,000.
 ///
 /// It protects one instance only: behind a load balancer, use a shared store.
 ///
@@ -89,8 +101,8 @@ pub struct InMemoryReplayGuard {
 }
 
 impl InMemoryReplayGuard {
-    /// A guard holding at most `capacity` requests, at most a tenth of them (rounded up)
-    /// for any one client id.
+    /// A guard holding at most `capacity` requests; once it holds half of them, at most a
+    /// tenth of the capacity (rounded up) for any one client id.
     ///
     /// ```
     /// let guard = jg_hmac::InMemoryReplayGuard::new(10);
@@ -111,9 +123,10 @@ impl InMemoryReplayGuard {
         }
     }
 
-    /// Sets how many entries one client id may hold at once (capped at the capacity).
-    /// Defaults to a tenth of the capacity, rounded up. `usize::MAX` turns fairness off:
-    /// then one client can fill the guard and every client gets `503` until it drains.
+    /// Sets how many entries one client id may hold once the guard is under pressure (at
+    /// least half full), capped at the capacity. Defaults to a tenth of the capacity,
+    /// rounded up. `usize::MAX` turns fairness off: then one client can fill the guard
+    /// and every client gets `503` until it drains.
     ///
     /// ```
     /// let guard = jg_hmac::InMemoryReplayGuard::new(1000).with_client_limit(400);
@@ -134,7 +147,8 @@ impl InMemoryReplayGuard {
         self.capacity
     }
 
-    /// The most entries one client id may hold.
+    /// The most entries one client id may hold once the guard is under pressure (holds
+    /// half its capacity, rounded up, or more); below that, a client may hold more.
     ///
     /// ```
     /// assert_eq!(jg_hmac::InMemoryReplayGuard::new(95).client_limit(), 10);
@@ -231,8 +245,9 @@ impl ReplayGuard for InMemoryReplayGuard {
 }
 
 impl Seen {
-    /// Forgets what expired at `now`, then records (`key`, `client`) unless it is a replay
-    /// or there is no room for it.
+    /// Forgets what expired at `now`, then records (`key`, `client`) unless it is a replay,
+    /// there is no room for it, or the guard is under pressure and `client` holds its
+    /// share.
     fn record(
         &mut self,
         key: Fingerprint,
@@ -246,11 +261,13 @@ impl Seen {
         if self.expiry.contains_key(&key) {
             return Err(Error::ReplayedRequest);
         }
-        if self.expiry.len() >= capacity {
+        let fill = self.expiry.len();
+        if fill >= capacity {
             return Err(Error::ReplayGuardUnavailable);
         }
+        // The share applies under pressure only: below the level, free room is anyone's.
         let held = self.per_client.get(&client).copied().unwrap_or(0);
-        if held >= client_limit {
+        if fill >= pressure_level(capacity) && held >= client_limit {
             return Err(Error::ReplayQuotaExceeded);
         }
         self.expiry.insert(key, (expires_at, client));
@@ -291,35 +308,134 @@ mod tests {
         assert_eq!(guard.check_and_record("b", &sig, 10, 0), Ok(()));
     }
 
-    #[test]
-    fn one_client_cannot_take_more_than_its_share() {
+    fn sig(n: u32) -> Signature {
+        let mut bytes = [0; 32];
+        bytes[..4].copy_from_slice(&n.to_be_bytes());
+        Signature::from_bytes(bytes)
+    }
+
+    /// A guard of 20 (share 2, pressure level 10) into which "flood" sent 10 requests,
+    /// expiring at 100, 101, …, 109.
+    fn flooded() -> InMemoryReplayGuard {
         let guard = InMemoryReplayGuard::new(20);
-        assert_eq!(guard.client_limit(), 2);
-        let sig = |n: u8| Signature::from_bytes([n; 32]);
-        assert_eq!(guard.check_and_record("flood", &sig(1), 600, 0), Ok(()));
-        assert_eq!(guard.check_and_record("flood", &sig(2), 600, 0), Ok(()));
-        for n in 3..40 {
+        assert_eq!((guard.client_limit(), pressure_level(20)), (2, 10));
+        for n in 0..10 {
             assert_eq!(
-                guard.check_and_record("flood", &sig(n), 600, 0),
-                Err(Error::ReplayQuotaExceeded)
+                guard.check_and_record("flood", &sig(n), 100 + u64::from(n), 0),
+                Ok(())
             );
         }
-        // A replay is still a replay, not a quota refusal.
+        guard
+    }
+
+    #[test]
+    fn one_client_alone_may_fill_the_guard_up_to_the_pressure_level() {
+        // The reproduction: five times its share, and the guard half empty: no refusal.
+        let guard = flooded();
+        assert_eq!(guard.len(), 10);
+        // At the level it holds more than its share, so it is refused; a replay is still
+        // a replay, not a quota refusal.
         assert_eq!(
-            guard.check_and_record("flood", &sig(1), 600, 1),
+            guard.check_and_record("flood", &sig(10), 600, 1),
+            Err(Error::ReplayQuotaExceeded)
+        );
+        assert_eq!(
+            guard.check_and_record("flood", &sig(0), 600, 1),
             Err(Error::ReplayedRequest)
         );
-        // Every other client is still served, up to the capacity.
-        for n in 0..18u8 {
+    }
+
+    #[test]
+    fn under_pressure_a_client_over_its_share_is_refused_while_others_are_admitted() {
+        let guard = flooded();
+        // Others use the free half, each up to its share.
+        for n in 0..10u32 {
+            let client = format!("partner-{}", n / 2);
+            assert_eq!(
+                guard.check_and_record("flood", &sig(100 + n), 600, 1),
+                Err(Error::ReplayQuotaExceeded)
+            );
+            assert_eq!(guard.check_and_record(&client, &sig(n), 600, 1), Ok(()));
+            if n == 1 {
+                // Under pressure, a partner at its share is refused too.
+                assert_eq!(
+                    guard.check_and_record("partner-0", &sig(50), 600, 1),
+                    Err(Error::ReplayQuotaExceeded)
+                );
+            }
+        }
+        assert_eq!(guard.len(), 20);
+    }
+
+    #[test]
+    fn a_full_guard_refuses_everyone() {
+        let guard = flooded();
+        for n in 0..10u32 {
             let client = format!("partner-{}", n / 2);
             assert_eq!(guard.check_and_record(&client, &sig(n), 600, 1), Ok(()));
         }
+        // Full: fail closed, whoever asks, share or not.
+        for client in ["flood", "partner-0", "newcomer"] {
+            assert_eq!(
+                guard.check_and_record(client, &sig(99), 600, 2),
+                Err(Error::ReplayGuardUnavailable)
+            );
+        }
+    }
+
+    #[test]
+    fn under_pressure_a_client_is_admitted_again_once_back_under_its_share() {
+        let guard = flooded();
+        for n in 0..10u32 {
+            let client = format!("partner-{}", n / 2);
+            assert_eq!(guard.check_and_record(&client, &sig(n), 600, 1), Ok(()));
+        }
+        // At 108 the flood's entries expiring at 100..=107 are gone: it holds 2, its
+        // share, and the guard 12, above the level.
         assert_eq!(
-            guard.check_and_record("partner-x", &sig(99), 600, 1),
-            Err(Error::ReplayGuardUnavailable)
+            guard.check_and_record("flood", &sig(200), 600, 108),
+            Err(Error::ReplayQuotaExceeded)
         );
-        // Once the flood's entries expire, its share is free again.
-        assert_eq!(guard.check_and_record("flood", &sig(50), 700, 601), Ok(()));
+        assert_eq!(guard.len(), 12);
+        // At 109 it holds 1: under its share, so admitted although under pressure.
+        assert_eq!(guard.check_and_record("flood", &sig(200), 600, 109), Ok(()));
+        assert_eq!(
+            guard.check_and_record("flood", &sig(201), 600, 109),
+            Err(Error::ReplayQuotaExceeded)
+        );
+        // Once everything expired, the guard is quiet and free room is anyone's again.
+        for n in 0..10u32 {
+            assert_eq!(
+                guard.check_and_record("flood", &sig(300 + n), 900, 601),
+                Ok(())
+            );
+        }
+        assert_eq!(guard.len(), 10);
+    }
+
+    /// The sizing rule of `docs/server.md` and of [`InMemoryReplayGuard`]: twice the peak
+    /// per 330 s. One partner sending at that peak, for three windows, is never refused,
+    /// even with its clock 29 s ahead.
+    #[test]
+    fn one_partner_at_the_sized_peak_is_never_refused() {
+        const PEAK: u32 = 20; // requests/s
+        let guard = InMemoryReplayGuard::new(PEAK as usize * 660);
+        for ahead in [0, 29] {
+            let mut n = 0;
+            for second in 0..900 {
+                let now = 10_000 * u64::from(ahead) + second;
+                for _ in 0..PEAK {
+                    let expires_at = now + ahead + 300;
+                    assert_eq!(
+                        guard.check_and_record("partner", &sig(n), expires_at, now),
+                        Ok(()),
+                        "request {n} at second {second}, {ahead} s ahead"
+                    );
+                    n += 1;
+                }
+            }
+            assert!(guard.len() <= pressure_level(guard.capacity()));
+        }
     }
 
     #[test]
