@@ -519,33 +519,24 @@ async fn behind_normalize_path_without_original_target_layer_the_rewritten_path_
 #[tokio::test]
 async fn one_client_flooding_the_replay_guard_does_not_lock_others_out() {
     let clock = TestClock::new(T0);
-    // 20 entries, 2 per client.
+    // 20 entries; 2 per client once it holds 10 (half), none refused for its share below.
     let verify = VerifyLayer::builder(store())
         .clock(clock.as_clock())
         .replay_guard(InMemoryReplayGuard::new(20))
         .build();
     let addr = serve(Router::new().nest("/v1", api()).layer(verify)).await;
     // Distinct valid requests, dated at the future edge (each would hold a slot 600 s).
-    let flood = |n: usize| {
+    let flood = |n: usize, at: u64| {
         signed(
             "GET",
             &format!("/v1/ping?n={n}"),
             &format!("/v1/ping?n={n}"),
             b"",
-            T0 + 300,
+            at,
             ME,
         )
     };
-    flood(0).send(addr).await.assert_ok();
-    flood(1).send(addr).await.assert_ok();
-    for n in 2..12 {
-        flood(n)
-            .send(addr)
-            .await
-            .assert_refused(429, "replay_quota_exceeded");
-    }
-    // Every other partner is still served.
-    for n in 0..2 {
+    let other = |n: usize| {
         signed(
             "GET",
             &format!("/v1/ping?m={n}"),
@@ -554,9 +545,52 @@ async fn one_client_flooding_the_replay_guard_does_not_lock_others_out() {
             T0,
             (OTHER, OTHER_SECRET),
         )
+    };
+    // Alone, it may use free room: five times its share, no refusal.
+    for n in 0..10 {
+        flood(n, T0 + 300).send(addr).await.assert_ok();
+    }
+    // Half full: over its share, it is refused…
+    for n in 10..14 {
+        flood(n, T0 + 300)
+            .send(addr)
+            .await
+            .assert_refused(429, "replay_quota_exceeded");
+    }
+    // …while the other partner is still served, up to its own share.
+    for n in 0..2 {
+        other(n).send(addr).await.assert_ok();
+    }
+    other(2)
         .send(addr)
         .await
-        .assert_ok();
+        .assert_refused(429, "replay_quota_exceeded");
+    // Once its entries expire, the flooding partner is served again.
+    clock.set(T0 + 601);
+    for n in 14..24 {
+        flood(n, T0 + 601).send(addr).await.assert_ok();
+    }
+}
+
+/// docs/server.md's sizing: twice the peak per 330 s. One partner at that peak, here
+/// 1 request/s into 660 entries, for three windows, with its clock 29 s ahead (so it
+/// holds 330 entries, the pressure level), is never refused.
+#[tokio::test]
+async fn a_replay_guard_sized_as_documented_never_refuses_one_partner_at_the_peak() {
+    let clock = TestClock::new(T0);
+    let verify = VerifyLayer::builder(store())
+        .clock(clock.as_clock())
+        .replay_guard(InMemoryReplayGuard::new(660))
+        .build();
+    let addr = serve(Router::new().nest("/v1", api()).layer(verify)).await;
+    for second in 0..900 {
+        let now = T0 + second;
+        clock.set(now);
+        let target = format!("/v1/ping?n={second}");
+        signed("GET", &target, &target, b"", now + 29, ME)
+            .send(addr)
+            .await
+            .assert_ok();
     }
 }
 
