@@ -73,9 +73,9 @@ struct Seen {
 ///   back under its share, while other clients keep being served. A partner that grew
 ///   past its share while the guard was quiet therefore stops at the pressure level, and
 ///   the other half is left to the others: one partner, or one leaked secret, cannot
-///   fill the guard and lock every other partner out. With the defaults the free half
-///   holds five full shares, so filling the guard takes at least five other clients at
-///   their share;
+///   fill the guard and lock every other partner out. With the defaults the half above
+///   the level holds five full shares: only a client under its share adds to it, so
+///   filling it takes at least five clients;
 /// - when the guard is full of unexpired entries, new requests get
 ///   [`Error::ReplayGuardUnavailable`] (503), rather than being accepted unchecked.
 ///
