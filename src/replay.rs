@@ -328,6 +328,15 @@ mod tests {
         guard
     }
 
+    /// Five partners, two requests each (their share), expiring at 600: the guard is full.
+    fn five_partners_take_the_other_half(guard: &InMemoryReplayGuard) {
+        for n in 0..10u32 {
+            let client = format!("partner-{}", n / 2);
+            assert_eq!(guard.check_and_record(&client, &sig(n), 600, 1), Ok(()));
+        }
+        assert_eq!(guard.len(), guard.capacity());
+    }
+
     #[test]
     fn one_client_alone_may_fill_the_guard_up_to_the_pressure_level() {
         // The reproduction: five times its share, and the guard half empty: no refusal.
@@ -370,10 +379,7 @@ mod tests {
     #[test]
     fn a_full_guard_refuses_everyone() {
         let guard = flooded();
-        for n in 0..10u32 {
-            let client = format!("partner-{}", n / 2);
-            assert_eq!(guard.check_and_record(&client, &sig(n), 600, 1), Ok(()));
-        }
+        five_partners_take_the_other_half(&guard);
         // Full: fail closed, whoever asks, share or not.
         for client in ["flood", "partner-0", "newcomer"] {
             assert_eq!(
@@ -386,10 +392,7 @@ mod tests {
     #[test]
     fn under_pressure_a_client_is_admitted_again_once_back_under_its_share() {
         let guard = flooded();
-        for n in 0..10u32 {
-            let client = format!("partner-{}", n / 2);
-            assert_eq!(guard.check_and_record(&client, &sig(n), 600, 1), Ok(()));
-        }
+        five_partners_take_the_other_half(&guard);
         // At 108 the flood's entries expiring at 100..=107 are gone: it holds 2, its
         // share, and the guard 12, above the level.
         assert_eq!(
@@ -420,10 +423,10 @@ mod tests {
     fn one_partner_at_the_sized_peak_is_never_refused() {
         const PEAK: u32 = 20; // requests/s
         let guard = InMemoryReplayGuard::new(PEAK as usize * 660);
-        for ahead in [0, 29] {
+        for ahead in [0u64, 29] {
             let mut n = 0;
             for second in 0..900 {
-                let now = 10_000 * u64::from(ahead) + second;
+                let now = 10_000 * ahead + second;
                 for _ in 0..PEAK {
                     let expires_at = now + ahead + 300;
                     assert_eq!(

@@ -516,15 +516,20 @@ async fn behind_normalize_path_without_original_target_layer_the_rewritten_path_
 
 // ---------------------------------------------------------------- one client's flood
 
+/// The API behind the layer, with `guard` as its replay guard.
+async fn serve_guarded(clock: &TestClock, guard: InMemoryReplayGuard) -> SocketAddr {
+    let verify = VerifyLayer::builder(store())
+        .clock(clock.as_clock())
+        .replay_guard(guard)
+        .build();
+    serve(Router::new().nest("/v1", api()).layer(verify)).await
+}
+
 #[tokio::test]
 async fn one_client_flooding_the_replay_guard_does_not_lock_others_out() {
     let clock = TestClock::new(T0);
     // 20 entries; 2 per client once it holds 10 (half), none refused for its share below.
-    let verify = VerifyLayer::builder(store())
-        .clock(clock.as_clock())
-        .replay_guard(InMemoryReplayGuard::new(20))
-        .build();
-    let addr = serve(Router::new().nest("/v1", api()).layer(verify)).await;
+    let addr = serve_guarded(&clock, InMemoryReplayGuard::new(20)).await;
     // Distinct valid requests, dated at the future edge (each would hold a slot 600 s).
     let flood = |n: usize, at: u64| {
         signed(
@@ -578,11 +583,7 @@ async fn one_client_flooding_the_replay_guard_does_not_lock_others_out() {
 #[tokio::test]
 async fn a_replay_guard_sized_as_documented_never_refuses_one_partner_at_the_peak() {
     let clock = TestClock::new(T0);
-    let verify = VerifyLayer::builder(store())
-        .clock(clock.as_clock())
-        .replay_guard(InMemoryReplayGuard::new(660))
-        .build();
-    let addr = serve(Router::new().nest("/v1", api()).layer(verify)).await;
+    let addr = serve_guarded(&clock, InMemoryReplayGuard::new(660)).await;
     for second in 0..900 {
         let now = T0 + second;
         clock.set(now);
