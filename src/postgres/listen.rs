@@ -14,7 +14,7 @@ use crate::tower::CachedStore;
 use super::error::describe;
 use super::events::NOTIFY_CHANNEL;
 use super::store::{LOG_TARGET, PgCredentialStore};
-use super::tls::Tls;
+use super::tls::{self, Tls};
 
 /// First wait before reconnecting; doubled after each failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -217,11 +217,11 @@ async fn session<I: Invalidate>(
     match tls {
         Tls::Off => match config.connect(NoTls).await {
             Ok((client, connection)) => listening(client, connection, target, state, timeout).await,
-            Err(e) => (format!("connect: {}", describe(&e)), false),
+            Err(e) => (format!("connect: {}", tls::explain(describe(&e))), false),
         },
         Tls::Rustls(connector) => match config.connect(connector.clone()).await {
             Ok((client, connection)) => listening(client, connection, target, state, timeout).await,
-            Err(e) => (format!("connect: {}", describe(&e)), false),
+            Err(e) => (format!("connect: {}", tls::explain(describe(&e))), false),
         },
     }
 }

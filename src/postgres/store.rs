@@ -15,7 +15,7 @@ use crate::tower::{CredentialStore, StoreError};
 
 use super::error::{PgError, describe};
 use super::kek::{Kek, Sealed};
-use super::tls::Tls;
+use super::tls::{self, Tls};
 
 /// Target of this module's tracing events (defined with the KEK, the first layer).
 pub(crate) use super::kek::LOG_TARGET;
@@ -183,7 +183,7 @@ impl PgCredentialStore {
             .pool
             .get()
             .await
-            .map_err(|e| PgError::Pool(describe(&e)))
+            .map_err(|e| PgError::Pool(tls::explain(describe(&e))))
     }
 
     async fn lookup(&self, client_id: &str) -> Result<Option<Arc<Credential>>, PgError> {

@@ -100,6 +100,20 @@ impl TlsPlan {
     }
 }
 
+/// A connection error's text, with what a refused certificate means in libpq's terms.
+pub(super) fn explain(message: String) -> String {
+    let hint = if message.contains("UnknownIssuer") {
+        "the server's TLS certificate is not signed by a CA in sslrootcert"
+    } else if message.contains("not valid for name") {
+        "sslmode=verify-full: the host name is not in the server's TLS certificate"
+    } else if message.contains("invalid peer certificate") {
+        "the server's TLS certificate was refused"
+    } else {
+        return message;
+    };
+    format!("{message} ({hint})")
+}
+
 /// The database URL (or `key=value` string) parsed: `sslmode` and `sslrootcert` taken out
 /// and applied, the rest parsed by tokio-postgres.
 pub(super) fn parse(url: &str) -> Result<(tokio_postgres::Config, TlsPlan), PgError> {
