@@ -322,4 +322,11 @@ async fn a_plain_server_still_works_with_disable_and_by_default() {
     let url = tls_url(&cluster, "127.0.0.1", "sslmode=require");
     let err = store_at(&url).get(&issued.client_id).await.unwrap_err();
     eprintln!("sslmode=require against a server without TLS: {err:?}");
+    let out = cli_list(&cluster, &url);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("server does not support TLS"),
+        "{}",
+        text(&out)
+    );
 }
