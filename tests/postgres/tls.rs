@@ -88,6 +88,12 @@ fn tls_url(cluster: &Cluster, host: &str, query: &str) -> String {
     )
 }
 
+/// The URL with `sslmode=<mode>&sslrootcert=<ca>`.
+fn checked_url(cluster: &Cluster, host: &str, mode: &str, ca: &Path) -> String {
+    let query = format!("sslmode={mode}&sslrootcert={}", ca.display());
+    tls_url(cluster, host, &query)
+}
+
 fn store_at(url: &str) -> PgCredentialStore {
     PgCredentialStore::builder(url)
         .unwrap()
@@ -107,22 +113,24 @@ fn cli_list(cluster: &Cluster, url: &str) -> Output {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_full_with_the_right_ca_works() {
-    let Some((cluster, ca, _)) = tls_cluster() else {
-        return;
-    };
-    let url = tls_url(
-        &cluster,
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
-    );
-    let store = store_at(&url);
+/// A store at `url` on a migrated database with one new live client, and that client.
+async fn migrated_with_client(url: &str) -> (PgCredentialStore, Issued) {
+    let store = store_at(url);
     store.migrate().await.unwrap();
     let issued = store
         .create_client(NewClient::new(Environment::Live), "t", |_| Ok(()))
         .await
         .unwrap();
+    (store, issued)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_with_the_right_ca_works() {
+    let Some((cluster, ca, _)) = tls_cluster() else {
+        return;
+    };
+    let url = checked_url(&cluster, "localhost", "verify-full", &ca);
+    let (store, issued) = migrated_with_client(&url).await;
     let found = store.get(&issued.client_id).await.unwrap().unwrap();
     assert_eq!(found.keys().len(), 1);
 
@@ -145,11 +153,7 @@ async fn verify_full_with_the_right_ca_works() {
     assert!(out.status.success(), "{}", text(&out));
 
     // verify-ca checks the chain but not the name: 127.0.0.1 is not in the certificate.
-    let by_ip = tls_url(
-        &cluster,
-        "127.0.0.1",
-        &format!("sslmode=verify-ca&sslrootcert={}", ca.display()),
-    );
+    let by_ip = checked_url(&cluster, "127.0.0.1", "verify-ca", &ca);
     assert!(
         store_at(&by_ip)
             .get(&issued.client_id)
@@ -181,20 +185,8 @@ async fn a_wrong_ca_or_host_name_is_refused() {
     let Some((cluster, ca, other)) = tls_cluster() else {
         return;
     };
-    let good = tls_url(
-        &cluster,
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
-    );
-    let (good_store, issued) = {
-        let store = store_at(&good);
-        store.migrate().await.unwrap();
-        let issued = store
-            .create_client(NewClient::new(Environment::Live), "t", |_| Ok(()))
-            .await
-            .unwrap();
-        (store, issued)
-    };
+    let good = checked_url(&cluster, "localhost", "verify-full", &ca);
+    let (good_store, issued) = migrated_with_client(&good).await;
     let (id, secret) = (issued.client_id.clone(), issued.secret_hex().to_owned());
     let addr = serve(app(good_store)).await;
     assert_eq!(signed_get(addr, &id, &secret).await.0, 200);
@@ -202,29 +194,17 @@ async fn a_wrong_ca_or_host_name_is_refused() {
     let cases = [
         (
             "another CA",
-            tls_url(
-                &cluster,
-                "localhost",
-                &format!("sslmode=verify-full&sslrootcert={}", other.display()),
-            ),
+            checked_url(&cluster, "localhost", "verify-full", &other),
             "not signed by a CA in sslrootcert",
         ),
         (
             "verify-ca, another CA",
-            tls_url(
-                &cluster,
-                "127.0.0.1",
-                &format!("sslmode=verify-ca&sslrootcert={}", other.display()),
-            ),
+            checked_url(&cluster, "127.0.0.1", "verify-ca", &other),
             "not signed by a CA in sslrootcert",
         ),
         (
             "a host name not in the certificate",
-            tls_url(
-                &cluster,
-                "127.0.0.1",
-                &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
-            ),
+            checked_url(&cluster, "127.0.0.1", "verify-full", &ca),
             "the host name is not in the server's TLS certificate",
         ),
     ];
