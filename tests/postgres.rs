@@ -15,6 +15,8 @@
 )]
 
 mod support;
+#[path = "postgres/tls.rs"]
+mod tls;
 
 use std::io::Write as _;
 use std::net::SocketAddr;

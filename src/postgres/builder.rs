@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use super::error::PgError;
 use super::kek::Kek;
 use super::store::PgCredentialStore;
+use super::tls::{self, Tls, TlsPlan};
 
 /// Default bound on a credential lookup (pool wait, connect, statement): 2 s.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -22,22 +22,34 @@ impl PgCredentialStore {
     /// A builder for the database at `url`: a `postgres://` URL or a
     /// `key=value` connection string.
     ///
+    /// TLS is set in the URL as libpq spells it: `sslmode=disable|prefer|require|verify-ca|verify-full`
+    /// (default `prefer`) and `sslrootcert=<file of CA certificates, PEM>`, which
+    /// `verify-ca` and `verify-full` need (with `prefer` or `require` it makes the
+    /// certificate checked as with `verify-ca`). `verify-ca` checks the server's chain,
+    /// `verify-full` the chain and the host name. TLS runs on rustls (ring). A server whose
+    /// certificate fails the check is refused when connecting: lookups fail with a
+    /// [`StoreError`](crate::tower::StoreError) (the layer answers 503) and the
+    /// operator's calls with [`PgError::Pool`].
+    ///
     /// # Errors
     /// [`PgError::InvalidInput`] when `url` does not parse (the message does not repeat
-    /// it: it may hold a password).
+    /// it: it may hold a password), for an unknown or unsupported `sslmode` (`allow`),
+    /// `verify-ca`/`verify-full` without `sslrootcert`, and an `sslrootcert` that cannot
+    /// be read or holds no certificate.
     ///
     /// ```
     /// let builder = jg_hmac::postgres::PgCredentialStore::builder("postgres://jg@127.0.0.1:5432/jg");
     /// assert!(builder.is_ok());
     /// ```
     pub fn builder(url: &str) -> Result<PgStoreBuilder, PgError> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| PgError::InvalidInput(format!("the database URL does not parse: {e}")))?;
-        Ok(Self::builder_from_config(config))
+        let (config, tls) = tls::parse(url)?;
+        Ok(PgStoreBuilder::new(config, tls))
     }
 
-    /// A builder from a `tokio_postgres::Config`.
+    /// A builder from a `tokio_postgres::Config`. Its `ssl_mode` sets TLS: none for
+    /// `Disable`; for `Prefer` (the default) and `Require`, TLS (rustls) that encrypts
+    /// without checking the server's certificate. Certificate checks are set in the URL
+    /// given to [`builder`](Self::builder).
     ///
     /// ```
     /// let mut config = tokio_postgres::Config::new();
@@ -46,13 +58,8 @@ impl PgCredentialStore {
     /// # let _ = builder;
     /// ```
     pub fn builder_from_config(config: tokio_postgres::Config) -> PgStoreBuilder {
-        PgStoreBuilder {
-            config,
-            keks: Vec::new(),
-            timeout: DEFAULT_TIMEOUT,
-            admin_timeout: DEFAULT_ADMIN_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-        }
+        let tls = TlsPlan::for_config(&config);
+        PgStoreBuilder::new(config, tls)
     }
 }
 
@@ -71,6 +78,7 @@ impl PgCredentialStore {
 /// ```
 pub struct PgStoreBuilder {
     config: tokio_postgres::Config,
+    tls: TlsPlan,
     keks: Vec<Arc<dyn Kek>>,
     timeout: Duration,
     admin_timeout: Duration,
@@ -84,6 +92,7 @@ impl fmt::Debug for PgStoreBuilder {
                 "keks",
                 &self.keks.iter().map(|k| k.id()).collect::<Vec<_>>(),
             )
+            .field("tls", &matches!(self.tls, TlsPlan::Rustls { .. }))
             .field("timeout", &self.timeout)
             .field("admin_timeout", &self.admin_timeout)
             .field("max_connections", &self.max_connections)
@@ -92,6 +101,17 @@ impl fmt::Debug for PgStoreBuilder {
 }
 
 impl PgStoreBuilder {
+    fn new(config: tokio_postgres::Config, tls: TlsPlan) -> Self {
+        Self {
+            config,
+            tls,
+            keks: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            admin_timeout: DEFAULT_ADMIN_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
     /// The key-encryption key that seals new secrets (and opens rows sealed with it).
     /// Calling it again replaces the sealing key. A store without one can still revoke,
     /// list and migrate, but neither issue keys nor open any (every key is refused).
@@ -176,7 +196,7 @@ impl PgStoreBuilder {
     /// The store. Connects lazily: the first lookup opens the first connection.
     ///
     /// # Errors
-    /// [`PgError::Pool`] when the pool cannot be built.
+    /// [`PgError::Pool`] when the pool or the TLS client cannot be built.
     ///
     /// ```no_run
     /// let store = jg_hmac::postgres::PgCredentialStore::builder("host=127.0.0.1 user=jg")?
@@ -201,13 +221,16 @@ impl PgStoreBuilder {
         if config.get_application_name().is_none() {
             config.application_name("jg-hmac");
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = self.tls.connector()?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Tls::Off => Manager::from_config(config.clone(), tokio_postgres::NoTls, manager_config),
+            Tls::Rustls(connector) => {
+                Manager::from_config(config.clone(), connector.clone(), manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(self.max_connections)
             .runtime(Runtime::Tokio1)
@@ -219,6 +242,7 @@ impl PgStoreBuilder {
         Ok(PgCredentialStore::from_parts(
             pool,
             config,
+            tls,
             self.keks,
             self.timeout,
             self.admin_timeout,

@@ -11,8 +11,10 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::tower::CachedStore;
 
+use super::error::describe;
 use super::events::NOTIFY_CHANNEL;
 use super::store::{LOG_TARGET, PgCredentialStore};
+use super::tls::{self, Tls};
 
 /// First wait before reconnecting; doubled after each failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -169,14 +171,16 @@ impl PgCredentialStore {
     pub fn listen<I: Invalidate>(&self, target: I) -> Listener {
         let (state_tx, state) = watch::channel(false);
         let config = self.config().clone();
+        let tls = self.tls().clone();
         let timeout = self.timeout();
-        let handle = tokio::spawn(run(config, Arc::new(target), state_tx, timeout));
+        let handle = tokio::spawn(run(config, tls, Arc::new(target), state_tx, timeout));
         Listener { handle, state }
     }
 }
 
 async fn run<I: Invalidate>(
     config: tokio_postgres::Config,
+    tls: Tls,
     target: Arc<I>,
     state: watch::Sender<bool>,
     timeout: Duration,
@@ -184,7 +188,7 @@ async fn run<I: Invalidate>(
     let mut backoff = MIN_BACKOFF;
     loop {
         let started = Instant::now();
-        let (why, was_listening) = session(&config, &target, &state, timeout).await;
+        let (why, was_listening) = session(&config, &tls, &target, &state, timeout).await;
         state.send_replace(false);
         target.clear();
         if was_listening && started.elapsed() > MAX_BACKOFF {
@@ -205,14 +209,35 @@ async fn run<I: Invalidate>(
 /// One connection's life: returns why it ended, and whether it got to listen.
 async fn session<I: Invalidate>(
     config: &tokio_postgres::Config,
+    tls: &Tls,
     target: &Arc<I>,
     state: &watch::Sender<bool>,
     timeout: Duration,
 ) -> (String, bool) {
-    let (client, mut connection) = match config.connect(NoTls).await {
-        Ok(pair) => pair,
-        Err(e) => return (format!("connect: {e}"), false),
-    };
+    match tls {
+        Tls::Off => match config.connect(NoTls).await {
+            Ok((client, connection)) => listening(client, connection, target, state, timeout).await,
+            Err(e) => (format!("connect: {}", tls::explain(describe(&e))), false),
+        },
+        Tls::Rustls(connector) => match config.connect(connector.clone()).await {
+            Ok((client, connection)) => listening(client, connection, target, state, timeout).await,
+            Err(e) => (format!("connect: {}", tls::explain(describe(&e))), false),
+        },
+    }
+}
+
+/// A connection's life once connected.
+async fn listening<I: Invalidate, S, T>(
+    client: tokio_postgres::Client,
+    mut connection: tokio_postgres::Connection<S, T>,
+    target: &Arc<I>,
+    state: &watch::Sender<bool>,
+    timeout: Duration,
+) -> (String, bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let driver_target = Arc::clone(target);
     let mut driver = tokio::spawn(async move {
         loop {

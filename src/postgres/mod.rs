@@ -48,7 +48,7 @@
 //! [`migrate`]: PgCredentialStore::migrate
 
 // Layering (each file imports only from files of earlier steps): `kek` → `error` →
-// `events`, `ids`, `migrate`, `model` → `store` (the read path) → `builder`, `listen`,
+// `events`, `ids`, `migrate`, `model`, `tls` → `store` (the read path) → `builder`, `listen`,
 // `admin` (the operator's calls).
 mod admin;
 mod builder;
@@ -60,6 +60,7 @@ mod listen;
 mod migrate;
 mod model;
 mod store;
+mod tls;
 
 pub use builder::PgStoreBuilder;
 pub use error::PgError;

@@ -15,6 +15,7 @@ use crate::tower::{CredentialStore, StoreError};
 
 use super::error::{PgError, describe};
 use super::kek::{Kek, Sealed};
+use super::tls::{self, Tls};
 
 /// Target of this module's tracing events (defined with the KEK, the first layer).
 pub(crate) use super::kek::LOG_TARGET;
@@ -97,6 +98,8 @@ pub struct PgCredentialStore {
 struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// The connector of the listeners' connections (the pool holds its own).
+    tls: Tls,
     /// The first seals; all open rows that name them.
     keks: Vec<Arc<dyn Kek>>,
     timeout: Duration,
@@ -109,6 +112,7 @@ impl PgCredentialStore {
     pub(super) fn from_parts(
         pool: Pool,
         config: tokio_postgres::Config,
+        tls: Tls,
         keks: Vec<Arc<dyn Kek>>,
         timeout: Duration,
         admin_timeout: Duration,
@@ -117,6 +121,7 @@ impl PgCredentialStore {
             inner: Arc::new(Inner {
                 pool,
                 config,
+                tls,
                 keks,
                 timeout,
                 admin_timeout,
@@ -133,6 +138,11 @@ impl PgCredentialStore {
     /// ```
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.inner.config
+    }
+
+    /// How connections are made (TLS or not), for a listener's own connection.
+    pub(super) fn tls(&self) -> &Tls {
+        &self.inner.tls
     }
 
     /// The bound on a lookup.
@@ -173,7 +183,7 @@ impl PgCredentialStore {
             .pool
             .get()
             .await
-            .map_err(|e| PgError::Pool(describe(&e)))
+            .map_err(|e| PgError::Pool(tls::explain(describe(&e))))
     }
 
     async fn lookup(&self, client_id: &str) -> Result<Option<Arc<Credential>>, PgError> {
