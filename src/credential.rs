@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use crate::rate_limit::RateLimit;
 use crate::secret::{KeyedMac, Secret};
 
 /// One secret of a client, keyed for HMAC once when it is loaded.
@@ -121,6 +122,7 @@ pub struct Credential {
     client_id: String,
     keys: Vec<SigningKey>,
     scopes: Vec<String>,
+    rate_limit: Option<RateLimit>,
     extensions: http::Extensions,
 }
 
@@ -135,6 +137,7 @@ impl Credential {
             client_id: client_id.into(),
             keys: Vec::new(),
             scopes: Vec::new(),
+            rate_limit: None,
             extensions: http::Extensions::new(),
         }
     }
@@ -213,6 +216,28 @@ impl Credential {
     /// ```
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Sets the client's own rate limit, which takes precedence over a limiter's default.
+    ///
+    /// ```
+    /// let limit = jg_hmac::RateLimit::per_second(100, 200).unwrap();
+    /// let cred = jg_hmac::Credential::new("c").with_rate_limit(limit);
+    /// assert_eq!(cred.rate_limit(), Some(limit));
+    /// ```
+    #[must_use]
+    pub fn with_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// The client's own rate limit, if it has one.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::Credential::new("c").rate_limit(), None);
+    /// ```
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
     }
 
     /// Attaches a typed attribute, replacing any earlier one of the same type.

@@ -74,7 +74,8 @@ pub enum LimitKind {
 /// `missing_header`, `malformed_header`, `replayed_request` (SPEC.md §7),
 /// `request_too_large`, `replay_guard_unavailable`, `replay_quota_exceeded`, and for
 /// servers `credential_store_unavailable`, `malformed_body`, `insufficient_scope`,
-/// `authentication_not_configured` and `request_timeout` (SPEC.md §7).
+/// `authentication_not_configured`, `request_timeout` and `rate_limited`, and for the
+/// gateway `upstream_unavailable` and `upstream_timeout` (SPEC.md §7).
 ///
 /// ```
 /// use jg_hmac::Error;
@@ -136,6 +137,15 @@ pub enum Error {
     /// The request was not complete (its body read and its credential checked) within the
     /// verifying layer's deadline. Wire code `request_timeout`, status 408.
     RequestTimeout,
+    /// The verified client is over its rate limit ([`RateLimit`](crate::RateLimit)); the
+    /// answer carries `Retry-After`. Wire code `rate_limited`, status 429.
+    RateLimited,
+    /// The gateway could not reach the service behind it (connection refused or broken).
+    /// Wire code `upstream_unavailable`, status 502.
+    UpstreamUnavailable,
+    /// The service behind the gateway did not answer within the gateway's timeout.
+    /// Wire code `upstream_timeout`, status 504.
+    UpstreamTimeout,
 }
 
 impl Error {
@@ -161,6 +171,9 @@ impl Error {
         Self::InsufficientScope,
         Self::NotConfigured,
         Self::RequestTimeout,
+        Self::RateLimited,
+        Self::UpstreamUnavailable,
+        Self::UpstreamTimeout,
     ];
 
     /// The stable machine-readable code sent on the wire in the `error` field.
@@ -185,6 +198,9 @@ impl Error {
             Self::InsufficientScope => "insufficient_scope",
             Self::NotConfigured => "authentication_not_configured",
             Self::RequestTimeout => "request_timeout",
+            Self::RateLimited => "rate_limited",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
         }
     }
 
@@ -193,8 +209,10 @@ impl Error {
     /// Authentication failures are `401`; a header or body that is there but unusable is
     /// `400`; a missing scope `403`; a request not complete within the layer's deadline
     /// `408`; the content-type allow-list answers `415`; size
-    /// limits `413`/`414`; a client over its share of the replay guard `429`; a missing
-    /// verifying layer `500`; a replay guard or credential store that cannot answer `503`.
+    /// limits `413`/`414`; a client over its rate limit or its share of the replay guard
+    /// `429`; a missing verifying layer `500`; an upstream the gateway cannot reach `502`,
+    /// or that is too slow `504`; a replay guard or credential store that cannot answer
+    /// `503`.
     ///
     /// ```
     /// use jg_hmac::{Error, HeaderKind};
@@ -209,7 +227,9 @@ impl Error {
             Self::CredentialStoreUnavailable => 503,
             Self::UnsupportedContentType => 415,
             Self::ReplayGuardUnavailable => 503,
-            Self::ReplayQuotaExceeded => 429,
+            Self::ReplayQuotaExceeded | Self::RateLimited => 429,
+            Self::UpstreamUnavailable => 502,
+            Self::UpstreamTimeout => 504,
             Self::TooLarge(LimitKind::Body) => 413,
             Self::TooLarge(_) => 414,
             Self::MissingHeader(_)
@@ -263,6 +283,9 @@ impl Error {
             Self::InsufficientScope => "The client is not allowed to use this route",
             Self::NotConfigured => "Authentication is not configured for this route",
             Self::RequestTimeout => "Request not completed in time",
+            Self::RateLimited => "Rate limit exceeded; retry after the time in Retry-After",
+            Self::UpstreamUnavailable => "The service behind the gateway is unavailable",
+            Self::UpstreamTimeout => "The service behind the gateway did not answer in time",
         }
     }
 
