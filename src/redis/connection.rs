@@ -363,20 +363,9 @@ impl Connector {
                 username,
                 password,
             } => {
-                let scheme = if *tls { "rediss" } else { "redis" };
                 let addresses = sentinels
                     .iter()
-                    .map(|(host, port)| {
-                        let host = if host.contains(':') {
-                            format!("[{host}]")
-                        } else {
-                            host.clone()
-                        };
-                        Ok(format!("{scheme}://{host}:{port}/")
-                            .into_connection_info()?
-                            .addr()
-                            .clone())
-                    })
+                    .map(|url| Ok(url.as_str().into_connection_info()?.addr().clone()))
                     .collect::<RedisResult<Vec<_>>>()?;
                 let mut builder =
                     SentinelClientBuilder::new(addresses, service, SentinelServerType::Master)?

@@ -18,9 +18,9 @@ const REDIS_PORT: u16 = 6379;
 pub(crate) enum Target {
     /// One endpoint: the URL as given, for redis-rs.
     Single { url: Zeroizing<String>, tls: bool },
-    /// The primary that `sentinels` name for `service`.
+    /// The primary that `sentinels` (`redis://` or `rediss://` URLs) name for `service`.
     Sentinel {
-        sentinels: Vec<(String, u16)>,
+        sentinels: Vec<String>,
         service: String,
         tls: bool,
         db: i64,
@@ -91,6 +91,7 @@ pub(crate) fn parse(url: &str) -> RedisResult<Target> {
         .split(',')
         .map(|h| host_port(h, default_port))
         .collect::<RedisResult<Vec<_>>>()?;
+    let node_scheme = if tls { "rediss" } else { "redis" };
     if sentinel {
         let (username, password) = credentials(userinfo)?;
         let mut parts = path.split('/').filter(|p| !p.is_empty());
@@ -114,7 +115,10 @@ pub(crate) fn parse(url: &str) -> RedisResult<Target> {
             ));
         }
         Ok(Target::Sentinel {
-            sentinels: hosts,
+            sentinels: hosts
+                .iter()
+                .map(|(host, port)| node_url(node_scheme, "", host, *port))
+                .collect(),
             service,
             tls,
             db,
@@ -128,20 +132,21 @@ pub(crate) fn parse(url: &str) -> RedisResult<Target> {
                 "a redis+cluster:// URL has no path",
             ));
         }
-        let node_scheme = if tls { "rediss" } else { "redis" };
         let userinfo = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
         let nodes = hosts
             .iter()
-            .map(|(host, port)| {
-                let host = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host.clone()
-                };
-                Zeroizing::new(format!("{node_scheme}://{userinfo}{host}:{port}/"))
-            })
+            .map(|(host, port)| Zeroizing::new(node_url(node_scheme, &userinfo, host, *port)))
             .collect();
         Ok(Target::Cluster { nodes, tls })
+    }
+}
+
+/// `scheme://[userinfo@]host:port/`, an IPv6 host in brackets.
+fn node_url(scheme: &str, userinfo: &str, host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("{scheme}://{userinfo}[{host}]:{port}/")
+    } else {
+        format!("{scheme}://{userinfo}{host}:{port}/")
     }
 }
 
@@ -211,9 +216,9 @@ mod tests {
         assert_eq!(
             sentinels,
             [
-                ("10.0.0.1".to_owned(), 26380),
-                ("::1".to_owned(), 26379),
-                ("h".to_owned(), 26379)
+                "redis://10.0.0.1:26380/",
+                "redis://[::1]:26379/",
+                "redis://h:26379/"
             ]
         );
         assert_eq!((service.as_str(), tls, db), ("mymaster", false, 2));
