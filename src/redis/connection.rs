@@ -79,11 +79,9 @@ impl fmt::Display for NoAnswer {
             Self::NotConnected(t, None) => {
                 write!(f, "not connected to Redis within {} ms", t.as_millis())
             }
-            Self::NotConnected(t, Some(e)) => write!(
-                f,
-                "not connected to Redis within {} ms (last attempt: {e})",
-                t.as_millis()
-            ),
+            Self::NotConnected(_, Some(e)) => {
+                write!(f, "not connected to Redis (last attempt: {e})")
+            }
             Self::Unexpected(v) => write!(f, "unexpected reply: {v:?}"),
         }
     }

@@ -211,6 +211,7 @@ pub fn listens(port: u16) -> bool {
 }
 
 /// Starts a plain server, or skips the test (see [`RedisServer::start`]).
+#[allow(unused_macros)]
 macro_rules! redis_or_skip {
     () => {
         match RedisServer::start() {
