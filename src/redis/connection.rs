@@ -9,7 +9,10 @@
 //! to 1 s). The task is told that a connection is broken (an I/O error, a dropped
 //! connection, or `READONLY` from a primary that a failover demoted: then, through the
 //! Sentinels, it finds the new primary) or suspect (a call timed out: it sends `PING`
-//! and reconnects if that fails too). It ends when the last handle is dropped.
+//! and reconnects if that fails too). Behind Sentinel it also asks a Sentinel every
+//! 250 ms which node is primary, and moves as soon as the answer changes: after a failover
+//! the old primary may keep accepting writes (that the new one never sees) until the
+//! Sentinels demote it. It ends when the last handle is dropped.
 
 use std::fmt;
 use std::future::Future;
@@ -20,9 +23,9 @@ use ::redis::cluster::ClusterClientBuilder;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use ::redis::{
-    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline,
-    RedisError, RedisFuture, RedisResult, ScriptInvocation, ServerErrorKind, TlsCertificates,
-    TlsMode, Value,
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, ErrorKind,
+    IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, ScriptInvocation,
+    ServerErrorKind, TlsCertificates, TlsMode, Value,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, timeout, timeout_at};
@@ -32,6 +35,8 @@ use super::url::Target;
 
 /// Bound on one connection attempt (TCP, TLS, the Sentinel lookup, `PING` of a suspect).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the task asks a Sentinel which node is primary.
+const PRIMARY_CHECK: Duration = Duration::from_millis(250);
 /// First and longest pause between failed connection attempts.
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -274,7 +279,24 @@ async fn keep(
 ) {
     let mut generation = 0;
     let mut attempts = 0;
-    while let Some(request) = requests.recv().await {
+    loop {
+        let up = match &*state.borrow() {
+            State::Up(g, _) => Some(*g),
+            State::Down { .. } => None,
+        };
+        let request = match up {
+            Some(g) if connector.follows_a_primary() => {
+                match timeout(PRIMARY_CHECK, requests.recv()).await {
+                    Ok(request) => request,
+                    Err(_) if connector.primary_moved().await => Some(Request::Broken(g)),
+                    Err(_) => continue,
+                }
+            }
+            _ => requests.recv().await,
+        };
+        let Some(request) = request else {
+            return;
+        };
         let current = match &*state.borrow() {
             State::Up(g, conn) => Some((*g, conn.clone())),
             State::Down { .. } => None,
@@ -337,8 +359,19 @@ async fn keep(
 /// How the task makes a connection.
 enum Connector {
     Single(Client, AsyncConnectionConfig),
-    Sentinel(Box<SentinelClient>, AsyncConnectionConfig),
+    Sentinel(Box<Sentinel>),
     Cluster(::redis::cluster::ClusterClient),
+}
+
+/// The primary of a Sentinel-managed set: how to find it, and the one found last.
+struct Sentinel {
+    client: SentinelClient,
+    config: AsyncConnectionConfig,
+    service: String,
+    /// The host and port of the primary connected to last.
+    primary: Option<(String, u16)>,
+    /// A connection to a Sentinel, to ask which node is primary.
+    watch: Option<MultiplexedConnection>,
 }
 
 impl Connector {
@@ -384,7 +417,13 @@ impl Connector {
                             .set_client_to_sentinel_certificates(certificates);
                     }
                 }
-                Self::Sentinel(Box::new(builder.build()?), config)
+                Self::Sentinel(Box::new(Sentinel {
+                    client: builder.build()?,
+                    config,
+                    service: service.clone(),
+                    primary: None,
+                    watch: None,
+                }))
             }
             Target::Cluster { nodes, .. } => {
                 let mut builder = ClusterClientBuilder::new(nodes.iter().map(|n| n.as_str()))
@@ -404,11 +443,66 @@ impl Connector {
                     .get_multiplexed_async_connection_with_config(config)
                     .await?,
             ),
-            Self::Sentinel(client, config) => {
-                Conn::Node(client.get_async_connection_with_config(config).await?)
+            Self::Sentinel(sentinel) => {
+                let client = sentinel.client.async_get_client().await?;
+                sentinel.primary = host_port(client.get_connection_info().addr());
+                let config = &sentinel.config;
+                Conn::Node(
+                    client
+                        .get_multiplexed_async_connection_with_config(config)
+                        .await?,
+                )
             }
             Self::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
         })
+    }
+}
+
+impl Connector {
+    fn follows_a_primary(&self) -> bool {
+        matches!(self, Self::Sentinel(_))
+    }
+
+    /// Whether the Sentinels now name another node primary than the one connected to.
+    /// Errors asking count as "no" (the connection in use decides), and the connection
+    /// to the Sentinel is made anew next time.
+    async fn primary_moved(&mut self) -> bool {
+        let Self::Sentinel(sentinel) = self else {
+            return false;
+        };
+        let asked = timeout(CONNECT_TIMEOUT, async {
+            let watch = match &mut sentinel.watch {
+                Some(watch) => watch,
+                None => {
+                    let client = sentinel.client.async_get_sentinel_client().await?;
+                    let watch = client.get_multiplexed_async_connection().await?;
+                    sentinel.watch.insert(watch)
+                }
+            };
+            ::redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&sentinel.service)
+                .query_async::<Option<(String, u16)>>(watch)
+                .await
+        })
+        .await;
+        match asked {
+            Ok(Ok(named)) => named.is_some() && named != sentinel.primary,
+            Ok(Err(_)) | Err(_) => {
+                sentinel.watch = None;
+                false
+            }
+        }
+    }
+}
+
+/// The host and port of a TCP address.
+fn host_port(addr: &ConnectionAddr) -> Option<(String, u16)> {
+    match addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            Some((host.clone(), *port))
+        }
+        _ => None,
     }
 }
 

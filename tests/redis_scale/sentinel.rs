@@ -1,1 +1,274 @@
-//! Sentinel.
+//! Sentinel: a primary, a replica and a Sentinel on loopback; the guard on
+//! `redis+sentinel://` through a failover, asked for (`SENTINEL FAILOVER`) or forced (the
+//! primary killed).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::Request;
+use jg_hmac::redis::RedisReplayGuard;
+use jg_hmac::tower::{InMemoryCredentialStore, Verify};
+
+use crate::redis_support::{
+    NO_HANG, Ok200, RedisServer, accepted, answers_ping, buy, cli, eventually, installed, instance,
+    plain_args, replayed, scratch_dir, send, signature_of, store, unavailable,
+};
+use crate::support::{CLIENT, SECRET, T0, free_port, sign};
+
+/// The longest a failover may take here before the test fails (it takes seconds).
+const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
+
+struct SentinelSet {
+    primary: RedisServer,
+    replica: RedisServer,
+    sentinel: RedisServer,
+}
+
+/// A primary, its replica (in sync) and one Sentinel that monitors `mymaster` (quorum 1,
+/// down after 1 s) and knows the replica. `None` when a program is not installed.
+///
+/// The primary takes writes only while its replica is connected
+/// (`min-replicas-to-write 1`), as docs/redis.md advises: once the replica is promoted, the
+/// old primary refuses instead of accepting writes the new one never sees.
+async fn sentinel_set() -> Option<SentinelSet> {
+    if !installed(&["redis-server", "redis-sentinel", "redis-cli"]) {
+        return None;
+    }
+    let primary = RedisServer::retry(|port| {
+        let mut args = plain_args(port);
+        for arg in [
+            "--min-replicas-to-write",
+            "1",
+            "--min-replicas-max-lag",
+            "10",
+        ] {
+            args.push(arg.to_owned());
+        }
+        RedisServer::spawn("redis-server", &args, port, scratch_dir(), answers_ping)
+    });
+    let replica = RedisServer::retry(|port| {
+        let mut args = plain_args(port);
+        args.extend(["--replicaof".to_owned(), "127.0.0.1".to_owned()]);
+        args.push(primary.port.to_string());
+        RedisServer::spawn("redis-server", &args, port, scratch_dir(), answers_ping)
+    });
+    eventually(NO_HANG * 2, "the replica in sync", || {
+        cli(replica.port, &["INFO", "replication"]).contains("master_link_status:up")
+    })
+    .await;
+    let sentinel = RedisServer::retry(|port| {
+        let dir = scratch_dir();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\nloglevel warning\n\
+                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 1000\n\
+                 sentinel failover-timeout mymaster 10000\n",
+                primary.port
+            ),
+        )
+        .unwrap();
+        let args = [conf.display().to_string()];
+        RedisServer::spawn("redis-sentinel", &args, port, dir, answers_ping)
+    });
+    let replica_port = replica.port.to_string();
+    eventually(NO_HANG * 4, "the Sentinel knows the replica", || {
+        let replicas = cli(sentinel.port, &["SENTINEL", "REPLICAS", "mymaster"]);
+        replicas.contains(&replica_port) && !replicas.contains("disconnected")
+    })
+    .await;
+    Some(SentinelSet {
+        primary,
+        replica,
+        sentinel,
+    })
+}
+
+impl SentinelSet {
+    /// The guard's URL: a Sentinel that is not there first, then the real one.
+    fn url(&self) -> String {
+        format!(
+            "redis+sentinel://127.0.0.1:{},127.0.0.1:{}/mymaster",
+            free_port(),
+            self.sentinel.port
+        )
+    }
+
+    /// The port the Sentinel names primary.
+    fn primary_port(&self) -> u16 {
+        let reply = cli(
+            self.sentinel.port,
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
+        );
+        reply.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+}
+
+/// The `n`th distinct order, signed at T0.
+fn order(n: u64) -> Request<Vec<u8>> {
+    let body = format!(r#"{{"grams":"1.000","price":"1.00","n":{n}}}"#);
+    let request = Request::post("/v1/transactions/buy")
+        .header("content-type", "application/json")
+        .body(body.into_bytes())
+        .unwrap();
+    sign(request, (CLIENT, SECRET), T0)
+}
+
+type Service = Verify<Ok200, InMemoryCredentialStore, RedisReplayGuard>;
+
+/// What a client sending a new order every 20 ms saw: when, the outcome, how long it took.
+type Log = Arc<Mutex<Vec<(Instant, (u16, String), Duration)>>>;
+
+/// Sends new orders through `service` every 20 ms until `stop` is set.
+fn keep_sending(service: Service, stop: Arc<Mutex<bool>>) -> (Log, tokio::task::JoinHandle<()>) {
+    let log: Log = Arc::default();
+    let task = tokio::spawn({
+        let log = log.clone();
+        async move {
+            for n in 1.. {
+                if *stop.lock().unwrap() {
+                    break;
+                }
+                let started = Instant::now();
+                let outcome = send(&service, order(n)).await;
+                log.lock()
+                    .unwrap()
+                    .push((started, outcome, started.elapsed()));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    (log, task)
+}
+
+/// Runs `failover` while orders keep coming, until the Sentinel names the replica primary
+/// and an order is accepted there; checks every order got 200 or 503 and prints how long
+/// the guard refused. Returns the number of refusals.
+async fn through_failover(set: &mut SentinelSet, failover: impl FnOnce(&mut SentinelSet)) -> usize {
+    let guard = RedisReplayGuard::new(&set.url())
+        .unwrap()
+        .with_timeout(Duration::from_millis(250));
+    guard.ping().await.unwrap();
+    let service = instance(store(), guard.clone(), T0);
+    // A request recorded before the failover, and replicated.
+    assert_eq!(send(&service, buy(T0)).await, accepted());
+    let key = guard.key(CLIENT, &signature_of(&buy(T0)));
+    let replica_port = set.replica.port;
+    eventually(NO_HANG, "the key on the replica", || {
+        cli(replica_port, &["EXISTS", &key]).trim() == "1"
+    })
+    .await;
+
+    let stop = Arc::new(Mutex::new(false));
+    let (log, task) = keep_sending(service.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    failover(set);
+    eventually(FAILOVER_LIMIT, "the Sentinel names the replica", || {
+        set.primary_port() == replica_port
+    })
+    .await;
+    let switched = started.elapsed();
+    // Until an order is accepted and recorded on the new primary.
+    let deadline = Instant::now() + FAILOVER_LIMIT;
+    let recovered = loop {
+        let last = log.lock().unwrap().iter().cloned().enumerate().last();
+        if let Some((i, (at, outcome, _))) = last
+            && outcome == accepted()
+            && at > started + switched
+        {
+            let key = guard.key(CLIENT, &signature_of(&order(i as u64 + 1)));
+            if cli(replica_port, &["EXISTS", &key]).trim() == "1" {
+                break at - started;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no order recorded on the new primary"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    *stop.lock().unwrap() = true;
+    task.await.unwrap();
+
+    let log = log.lock().unwrap().clone();
+    for (_, outcome, _) in &log {
+        assert!(
+            *outcome == accepted() || *outcome == unavailable(),
+            "{outcome:?}"
+        );
+    }
+    let refused: Vec<_> = log.iter().filter(|(_, o, _)| *o == unavailable()).collect();
+    // Orders accepted (by the old primary, during the switch) that the new one lacks.
+    let lost: Vec<u64> = (1..)
+        .zip(&log)
+        .filter(|(n, (_, outcome, _))| {
+            *outcome == accepted()
+                && cli(
+                    replica_port,
+                    &["EXISTS", &guard.key(CLIENT, &signature_of(&order(*n)))],
+                )
+                .trim()
+                    == "0"
+        })
+        .map(|(n, _)| n)
+        .collect();
+    let slowest = log.iter().map(|(_, _, took)| *took).max().unwrap();
+    let window = match (refused.first(), refused.last()) {
+        (Some((first, ..)), Some((last, _, took))) => (*last + *took) - *first,
+        _ => Duration::ZERO,
+    };
+    eprintln!(
+        "failover: {} orders, {} refused (503) over {window:?}; Sentinel switched after \
+         {switched:?}, first order recorded on the new primary {recovered:?} after \
+         the failover began; slowest answer {slowest:?} (timeout 250 ms); {} accepted but not on the new \
+         primary: {lost:?}",
+        log.len(),
+        refused.len(),
+        lost.len()
+    );
+
+    // One order at a time is in flight: only one can race the promotion.
+    assert!(
+        lost.len() <= 1,
+        "accepted, then lost in the failover: {lost:?}"
+    );
+    assert!(cli(replica_port, &["ROLE"]).starts_with("master"));
+    let n = log.len() as u64;
+    assert_eq!(send(&service, order(n)).await, replayed());
+    assert_eq!(
+        send(&service, buy(T0)).await,
+        replayed(),
+        "replay across the failover"
+    );
+    // A fresh instance finds the new primary through the Sentinel.
+    let fresh = instance(store(), RedisReplayGuard::new(&set.url()).unwrap(), T0);
+    assert_eq!(send(&fresh, buy(T0)).await, replayed());
+    refused.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_asked_of_sentinel_is_followed_to_the_new_primary() {
+    let Some(mut set) = sentinel_set().await else {
+        return;
+    };
+    through_failover(&mut set, |set| {
+        assert_eq!(
+            cli(set.sentinel.port, &["SENTINEL", "FAILOVER", "mymaster"]).trim(),
+            "OK"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_primary_killed_the_guard_refuses_until_the_replica_is_promoted() {
+    let Some(mut set) = sentinel_set().await else {
+        return;
+    };
+    let refused = through_failover(&mut set, |set| set.primary.stop()).await;
+    // No primary for at least the 1 s the Sentinel waits: orders meanwhile were refused.
+    assert!(refused > 0);
+}
