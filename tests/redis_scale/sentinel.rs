@@ -5,15 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::Request;
 use jg_hmac::redis::RedisReplayGuard;
 use jg_hmac::tower::{InMemoryCredentialStore, Verify};
 
 use crate::redis_support::{
     NO_HANG, Ok200, RedisServer, accepted, answers_ping, buy, cli, eventually, installed, instance,
-    plain_args, replayed, scratch_dir, send, signature_of, store, unavailable,
+    order, plain_args, replayed, scratch_dir, send, signature_of, store, unavailable,
 };
-use crate::support::{CLIENT, SECRET, T0, free_port, sign};
+use crate::support::{CLIENT, T0, free_port};
 
 /// The longest a failover may take here before the test fails (it takes seconds).
 const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
@@ -106,16 +105,6 @@ impl SentinelSet {
     }
 }
 
-/// The `n`th distinct order, signed at T0.
-fn order(n: u64) -> Request<Vec<u8>> {
-    let body = format!(r#"{{"grams":"1.000","price":"1.00","n":{n}}}"#);
-    let request = Request::post("/v1/transactions/buy")
-        .header("content-type", "application/json")
-        .body(body.into_bytes())
-        .unwrap();
-    sign(request, (CLIENT, SECRET), T0)
-}
-
 type Service = Verify<Ok200, InMemoryCredentialStore, RedisReplayGuard>;
 
 /// What a client sending a new order every 20 ms saw: when, the outcome, how long it took.
@@ -174,12 +163,15 @@ async fn through_failover(set: &mut SentinelSet, failover: impl FnOnce(&mut Sent
     // Until an order is accepted and recorded on the new primary.
     let deadline = Instant::now() + FAILOVER_LIMIT;
     let recovered = loop {
-        let last = log.lock().unwrap().iter().cloned().enumerate().last();
-        if let Some((i, (at, outcome, _))) = last
+        let last = {
+            let log = log.lock().unwrap();
+            log.last().cloned().map(|entry| (log.len(), entry))
+        };
+        if let Some((n, (at, outcome, _))) = last
             && outcome == accepted()
             && at > started + switched
         {
-            let key = guard.key(CLIENT, &signature_of(&order(i as u64 + 1)));
+            let key = guard.key(CLIENT, &signature_of(&order(n as u64)));
             if cli(replica_port, &["EXISTS", &key]).trim() == "1" {
                 break at - started;
             }

@@ -26,7 +26,7 @@ use jg_hmac::{Credential, Secret, Signature, SigningKey};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::support::{CLIENT, SECRET, free_port, sign};
+use crate::support::{CLIENT, SECRET, T0, free_port, sign};
 
 /// "No hang": every call under test must return well within this.
 pub const NO_HANG: Duration = Duration::from_secs(5);
@@ -87,7 +87,7 @@ impl RedisServer {
         if !installed(&["redis-server"]) {
             return None;
         }
-        Some(Self::retry(|port| Self::start_on(port)))
+        Some(Self::retry(Self::start_on))
     }
 
     /// Calls `start` on free ports until one works (a port can be taken between choosing
@@ -267,6 +267,16 @@ pub fn buy(ts: u64) -> Request<Vec<u8>> {
         .body(br#"{"grams":"10.000","price":"1234.56"}"#.to_vec())
         .unwrap();
     sign(request, (CLIENT, SECRET), ts)
+}
+
+/// The `n`th distinct order, signed at T0: a new signature for each `n`.
+pub fn order(n: u64) -> Request<Vec<u8>> {
+    let body = format!(r#"{{"grams":"1.000","price":"1.00","n":{n}}}"#);
+    let request = Request::post("/v1/transactions/buy")
+        .header("content-type", "application/json")
+        .body(body.into_bytes())
+        .unwrap();
+    sign(request, (CLIENT, SECRET), T0)
 }
 
 pub fn signature_of(request: &Request<Vec<u8>>) -> Signature {
