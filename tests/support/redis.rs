@@ -310,6 +310,28 @@ where
     (status, code)
 }
 
+/// Sends `request` 64 times at once, spread over `instances`: exactly one is accepted,
+/// the others are replays.
+pub async fn exactly_one_accepted<S: CredentialStore + Clone>(
+    instances: &[Verify<Ok200, S, RedisReplayGuard>],
+    request: Request<Vec<u8>>,
+) {
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let instance = instances[i % instances.len()].clone();
+            let request = request.clone();
+            tokio::spawn(async move { send(&instance, request).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let ok = outcomes.iter().filter(|o| **o == accepted()).count();
+    let replays = outcomes.iter().filter(|o| **o == replayed()).count();
+    assert_eq!((ok, replays), (1, 63), "{outcomes:?}");
+}
+
 pub fn replayed() -> (u16, String) {
     (401, "replayed_request".to_owned())
 }
