@@ -20,6 +20,18 @@
 //! (the seed spec's). Audit events are printed to stderr. Set `JG_SANDBOX=1` to get the
 //! server's string-to-sign in `invalid_signature` answers.
 //!
+//! With feature `redis` and `JG_REDIS_URL` set, the replay guard is the Redis one, shared
+//! by every instance on that Redis (docs/redis.md): `redis://host:6379/`,
+//! `rediss://host:6380/` (TLS; `JG_REDIS_CA_FILE` names the CA's PEM file, else the system's
+//! roots), `redis+sentinel://s1:26379,s2:26379/mymaster` or
+//! `redis+cluster://n1:6379,n2:6379`. It fails closed (503) while Redis is unreachable.
+//! Otherwise an in-memory guard of 100,000 entries (one instance only).
+//!
+//! ```text
+//! JG_REDIS_URL=rediss://redis.internal:6380/ JG_REDIS_CA_FILE=/etc/jg/redis-ca.pem \
+//!   cargo run --example axum_server --features axum,redis
+//! ```
+//!
 //! With the `metrics` feature, `GET /metrics` answers a Prometheus scrape, outside the
 //! verifying layer (in production, serve it on an internal port instead):
 //!
@@ -36,7 +48,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use jg_hmac::tower::{
-    Authenticated, CredentialStore, InMemoryCredentialStore, RequireScopeLayer, VerifyLayer,
+    AsyncReplayGuard, Authenticated, CredentialStore, InMemoryCredentialStore, RequireScopeLayer,
+    VerifyLayer,
 };
 use jg_hmac::{Credential, InMemoryReplayGuard, Secret, SigningKey};
 use serde_json::{Value, json};
@@ -70,7 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cache = CachedStore::new(store.clone());
         let _listener = store.listen(cache.clone()); // revocations reach this instance at once
         eprintln!("credentials: PostgreSQL (cached 30 s, invalidated by NOTIFY)");
-        return serve(addr, router(cache)).await;
+        return serve(addr, with_replay_guard(cache)?).await;
     }
 
     // In production the store is filled from a database or vault, and refreshed with
@@ -82,12 +95,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))
         .with_scope("transactions:write")]);
     eprintln!("credentials: the in-memory demo credential jk_live_example");
-    serve(addr, router(store)).await
+    serve(addr, with_replay_guard(store)?).await
 }
 
-fn router<S: CredentialStore>(store: S) -> Router {
+/// The router with the Redis replay guard when `JG_REDIS_URL` is set (feature `redis`),
+/// else with an in-memory one.
+fn with_replay_guard<S: CredentialStore>(store: S) -> Result<Router, Box<dyn std::error::Error>> {
+    #[cfg(feature = "redis")]
+    if let Some(url) = std::env::var_os("JG_REDIS_URL") {
+        let url = url.into_string().map_err(|_| "JG_REDIS_URL is not UTF-8")?;
+        let mut guard = jg_hmac::redis::RedisReplayGuard::new(&url)?;
+        if let Some(ca) = std::env::var_os("JG_REDIS_CA_FILE") {
+            guard = guard.with_ca_file(ca)?;
+        }
+        eprintln!("replay guard: Redis (fail closed)");
+        return Ok(router(store, guard));
+    }
+    Ok(router(store, InMemoryReplayGuard::new(100_000)))
+}
+
+fn router<S: CredentialStore, R: AsyncReplayGuard>(store: S, guard: R) -> Router {
     let verify = VerifyLayer::builder(store)
-        .replay_guard(InMemoryReplayGuard::new(100_000))
+        .replay_guard(guard)
         .sandbox_diagnostics(std::env::var_os("JG_SANDBOX").is_some())
         .build();
 
