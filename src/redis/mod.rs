@@ -296,9 +296,9 @@ impl RedisReplayGuard {
         &self.connection
     }
 
-    /// A guard on a connection you configured yourself (TLS, by turning on a TLS feature
-    /// of the `redis` crate in your own manifest; your own timeouts and reconnect
-    /// policy), with the defaults of [`new`](Self::new) otherwise.
+    /// A guard on a redis-rs connection you configured yourself (your own timeouts and
+    /// reconnect policy), with the defaults of [`new`](Self::new) otherwise. TLS settings
+    /// ([`with_ca_file`](Self::with_ca_file)) do not apply to it: configure its client.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), redis::RedisError> {
