@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
@@ -62,6 +63,25 @@ impl TlsFiles {
             root_cert: self.ca.clone(),
         })
     }
+}
+
+/// The bytes of the PEM file at `path` (`what` names it in errors), checked to be PEM.
+pub(crate) fn read_pem(path: &Path, what: &str) -> RedisResult<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "cannot read a TLS file",
+            format!("{what} {}: {e}", path.display()),
+        ))
+    })?;
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "a TLS file is not PEM",
+            format!("{what} {}: no -----BEGIN line", path.display()),
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Why a call gave no answer.

@@ -95,7 +95,7 @@ use crate::error::Error;
 use crate::signature::Signature;
 use crate::tower::AsyncReplayGuard;
 use crate::tower::audit::AUDIT_TARGET;
-use connection::{Connection, NoAnswer, TlsFiles};
+use connection::{Connection, NoAnswer, TlsFiles, read_pem};
 use url::Target;
 
 /// The `tracing` target of the guard's operational events (why Redis failed, in fail
@@ -237,8 +237,7 @@ impl RedisReplayGuard {
     /// A [`RedisError`] if the file cannot be read or holds no certificate, or if the URL
     /// is not a TLS one (`rediss…`).
     pub fn with_ca_file(mut self, path: impl AsRef<Path>) -> Result<Self, RedisError> {
-        let pem = read_pem(path.as_ref(), "CA certificate")?;
-        self.tls.ca = Some(pem);
+        self.tls.ca = Some(read_pem(path.as_ref(), "CA certificate")?);
         self.reopen()
     }
 
@@ -264,8 +263,8 @@ impl RedisReplayGuard {
         key_path: impl AsRef<Path>,
     ) -> Result<Self, RedisError> {
         let cert = read_pem(cert_path.as_ref(), "client certificate")?;
-        let key = zeroize::Zeroizing::new(read_pem(key_path.as_ref(), "client key")?);
-        self.tls.client = Some((cert, key));
+        let key = read_pem(key_path.as_ref(), "client key")?;
+        self.tls.client = Some((cert, key.into()));
         self.reopen()
     }
 
@@ -513,25 +512,6 @@ impl fmt::Debug for RedisReplayGuard {
             .field("clock_skew", &self.clock_skew)
             .finish_non_exhaustive()
     }
-}
-
-/// The bytes of the PEM file at `path` (`what` names it in errors), checked to be PEM.
-fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, RedisError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        RedisError::from((
-            ErrorKind::InvalidClientConfig,
-            "cannot read a TLS file",
-            format!("{what} {}: {e}", path.display()),
-        ))
-    })?;
-    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        return Err(RedisError::from((
-            ErrorKind::InvalidClientConfig,
-            "a TLS file is not PEM",
-            format!("{what} {}: no -----BEGIN line", path.display()),
-        )));
-    }
-    Ok(bytes)
 }
 
 impl AsyncReplayGuard for RedisReplayGuard {
