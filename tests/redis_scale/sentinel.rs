@@ -61,7 +61,7 @@ async fn sentinel_set() -> Option<SentinelSet> {
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndaemonize no\nloglevel warning\n\
+                "port {port}\nbind 127.0.0.1\ndaemonize no\nloglevel notice\nlogfile sentinel.log\n\
                  sentinel monitor mymaster 127.0.0.1 {} 1\n\
                  sentinel down-after-milliseconds mymaster 1000\n\
                  sentinel failover-timeout mymaster 10000\n",
@@ -86,6 +86,11 @@ async fn sentinel_set() -> Option<SentinelSet> {
 }
 
 impl SentinelSet {
+    /// What the Sentinel logged (`loglevel notice`): its view of a failover that failed.
+    fn sentinel_log(&self) -> String {
+        std::fs::read_to_string(self.sentinel.dir.join("sentinel.log")).unwrap_or_default()
+    }
+
     /// The guard's URL: a Sentinel that is not there first, then the real one.
     fn url(&self) -> String {
         format!(
@@ -155,10 +160,15 @@ async fn through_failover(set: &mut SentinelSet, failover: impl FnOnce(&mut Sent
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     failover(set);
-    eventually(FAILOVER_LIMIT, "the Sentinel names the replica", || {
-        set.primary_port() == replica_port
-    })
-    .await;
+    let deadline = Instant::now() + FAILOVER_LIMIT;
+    while set.primary_port() != replica_port {
+        assert!(
+            Instant::now() < deadline,
+            "the Sentinel did not name the replica within {FAILOVER_LIMIT:?}; its log:\n{}",
+            set.sentinel_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let switched = started.elapsed();
     // Until an order is accepted and recorded on the new primary.
     let deadline = Instant::now() + FAILOVER_LIMIT;
@@ -178,7 +188,8 @@ async fn through_failover(set: &mut SentinelSet, failover: impl FnOnce(&mut Sent
         }
         assert!(
             Instant::now() < deadline,
-            "no order recorded on the new primary"
+            "no order recorded on the new primary; the Sentinel's log:\n{}",
+            set.sentinel_log()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
