@@ -24,7 +24,8 @@
 //! by every instance on that Redis (docs/redis.md): `redis://host:6379/`,
 //! `rediss://host:6380/` (TLS; `JG_REDIS_CA_FILE` names the CA's PEM file, else the system's
 //! roots), `redis+sentinel://s1:26379,s2:26379/mymaster` or
-//! `redis+cluster://n1:6379,n2:6379`. It fails closed (503) while Redis is unreachable.
+//! `redis+cluster://n1:6379,n2:6379`. The server does not start without Redis (a `PING`,
+//! which also makes the connection); later it fails closed (503) while Redis is unreachable.
 //! Otherwise an in-memory guard of 100,000 entries (one instance only).
 //!
 //! ```text
@@ -83,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cache = CachedStore::new(store.clone());
         let _listener = store.listen(cache.clone()); // revocations reach this instance at once
         eprintln!("credentials: PostgreSQL (cached 30 s, invalidated by NOTIFY)");
-        return serve(addr, with_replay_guard(cache)?).await;
+        return serve(addr, with_replay_guard(cache).await?).await;
     }
 
     // In production the store is filled from a database or vault, and refreshed with
@@ -95,12 +96,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))
         .with_scope("transactions:write")]);
     eprintln!("credentials: the in-memory demo credential jk_live_example");
-    serve(addr, with_replay_guard(store)?).await
+    serve(addr, with_replay_guard(store).await?).await
 }
 
 /// The router with the Redis replay guard when `JG_REDIS_URL` is set (feature `redis`),
 /// else with an in-memory one.
-fn with_replay_guard<S: CredentialStore>(store: S) -> Result<Router, Box<dyn std::error::Error>> {
+async fn with_replay_guard<S: CredentialStore>(
+    store: S,
+) -> Result<Router, Box<dyn std::error::Error>> {
     #[cfg(feature = "redis")]
     if let Some(url) = std::env::var_os("JG_REDIS_URL") {
         let url = url.into_string().map_err(|_| "JG_REDIS_URL is not UTF-8")?;
@@ -108,6 +111,11 @@ fn with_replay_guard<S: CredentialStore>(store: S) -> Result<Router, Box<dyn std
         if let Some(ca) = std::env::var_os("JG_REDIS_CA_FILE") {
             guard = guard.with_ca_file(ca)?;
         }
+        // Connect now (TLS handshake included), allowing more than a request's 50 ms.
+        let startup = guard
+            .clone()
+            .with_timeout(std::time::Duration::from_secs(5));
+        startup.ping().await?;
         eprintln!("replay guard: Redis (fail closed)");
         return Ok(router(store, guard));
     }
