@@ -67,7 +67,9 @@
 //!   keys could be replayed once more. Weigh that against the cost of persistence.
 //! - **Sentinel and Cluster:** during a failover the guard fails as its [`FailMode`]
 //!   says, each request bounded by the timeout, until the new primary answers; measured
-//!   figures in docs/redis.md. On a Cluster each key lives on the slot its name hashes to;
+//!   figures in docs/redis.md. Set `min-replicas-to-write 1` on Sentinel-managed
+//!   primaries, or a demoted primary keeps accepting writes the new one never sees. On a
+//!   Cluster each key lives on the slot its name hashes to;
 //!   a request is one `SET` to one node.
 //!
 //! # Why one multiplexed connection is enough
@@ -79,13 +81,12 @@
 //! one socket per instance on the Redis side. (A pool would add a checkout per request
 //! and a dependency, for no gain here.)
 
-use std::fmt;
-use std::time::Duration;
-
 mod connection;
 mod url;
 
+use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use ::redis::aio::ConnectionManager;
 use ::redis::{ErrorKind, RedisError, Value};
