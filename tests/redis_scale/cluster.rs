@@ -1,84 +1,162 @@
 //! Cluster: three `redis-server --cluster-enabled yes` on loopback, joined by
-//! `redis-cli --cluster create`; the guard on `redis+cluster://`.
+//! `redis-cli --cluster create`; the guard on `redis+cluster://`, and on
+//! `rediss+cluster://` to a cluster that speaks TLS only (clients and cluster bus).
 
-use std::process::Command;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use jg_hmac::redis::RedisReplayGuard;
 
 use crate::redis_support::{
-    NO_HANG, RedisServer, accepted, answers_ping, cli, eventually, exactly_one_accepted, installed,
-    instance, order, plain_args, replayed, scratch_dir, send, signature_of, store,
+    NO_HANG, RedisServer, accepted, answers_ping, cli_with, eventually, exactly_one_accepted,
+    installed, instance, listens, order, plain_args, replayed, scratch_dir, send, signature_of,
+    store, unavailable,
 };
 use crate::support::{CLIENT, T0, free_port};
+use crate::tls::write_pki;
 
 /// Three primaries sharing the 16384 slots, no replicas, the cluster state `ok` on each.
-/// `None` when a program is not installed.
-async fn cluster() -> Option<Vec<RedisServer>> {
-    if !installed(&["redis-server", "redis-cli"]) {
-        return None;
-    }
-    let nodes: Vec<RedisServer> = (0..3)
-        .map(|_| {
-            RedisServer::retry(|port| {
-                let dir = scratch_dir();
-                let mut args = plain_args(port);
-                for (flag, value) in [
-                    ("--cluster-enabled", "yes".to_owned()),
-                    (
-                        "--cluster-config-file",
-                        dir.join("nodes.conf").display().to_string(),
-                    ),
-                    ("--cluster-port", free_port().to_string()),
-                ] {
-                    args.extend([flag.to_owned(), value]);
-                }
-                RedisServer::spawn("redis-server", &args, port, dir, answers_ping)
+struct Cluster {
+    nodes: Vec<RedisServer>,
+    /// With TLS: the directory of the certificates (`ca.pem`, `other-ca.pem`, ...).
+    pki: Option<PathBuf>,
+}
+
+impl Cluster {
+    /// A cluster, with TLS only when `tls` (certificates for `localhost` and 127.0.0.1).
+    /// `None` when a program is not installed.
+    async fn start(tls: bool) -> Option<Self> {
+        if !installed(&["redis-server", "redis-cli"]) {
+            return None;
+        }
+        let pki = tls.then(|| {
+            let dir = scratch_dir();
+            write_pki(&dir, &["localhost", "127.0.0.1"]);
+            dir
+        });
+        let nodes = (0..3)
+            .map(|_| RedisServer::retry(|port| node(port, pki.as_ref())))
+            .collect();
+        let cluster = Self { nodes, pki };
+        let mut create = vec!["--cluster", "create"];
+        let addresses: Vec<String> = cluster.ports().map(|p| format!("127.0.0.1:{p}")).collect();
+        create.extend(addresses.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let mut created = Command::new("redis-cli")
+            .args(cluster.cli_options())
+            .args(&create)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run redis-cli --cluster create");
+        let deadline = Instant::now() + NO_HANG * 6;
+        let status = loop {
+            if let Some(status) = created.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = created.kill();
+                panic!("redis-cli --cluster create did not finish within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "redis-cli --cluster create: {status}");
+        for port in cluster.ports() {
+            eventually(NO_HANG * 4, "cluster_state:ok", || {
+                cluster
+                    .cli(port, &["CLUSTER", "INFO"])
+                    .contains("cluster_state:ok")
             })
-        })
-        .collect();
-    let created = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("run redis-cli --cluster create");
-    assert!(
-        created.status.success(),
-        "redis-cli --cluster create: {}",
-        String::from_utf8_lossy(&created.stdout)
-    );
-    for node in &nodes {
-        eventually(NO_HANG * 4, "cluster_state:ok", || {
-            cli(node.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
-        })
-        .await;
+            .await;
+        }
+        Some(cluster)
     }
-    Some(nodes)
+
+    fn ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.nodes.iter().map(|n| n.port)
+    }
+
+    fn cli_options(&self) -> Vec<String> {
+        match &self.pki {
+            Some(dir) => vec![
+                "--tls".to_owned(),
+                "--cacert".to_owned(),
+                dir.join("ca.pem").display().to_string(),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        let options = self.cli_options();
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        cli_with(&options, port, args)
+    }
+
+    /// A guard on `nodes` (`host:port,...`), verifying TLS against the test's CA.
+    fn guard(&self, nodes: &str) -> RedisReplayGuard {
+        let scheme = if self.pki.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let guard = RedisReplayGuard::new(&format!("{scheme}+cluster://{nodes}"))
+            .unwrap()
+            .with_timeout(Duration::from_secs(1));
+        match &self.pki {
+            Some(dir) => guard.with_ca_file(dir.join("ca.pem")).unwrap(),
+            None => guard,
+        }
+    }
 }
 
-fn guard(url: &str) -> RedisReplayGuard {
-    RedisReplayGuard::new(url)
-        .unwrap()
-        .with_timeout(Duration::from_secs(1))
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.pki {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_request_is_accepted_once_whichever_node_holds_its_key() {
-    let Some(nodes) = cluster().await else {
-        return;
+/// One cluster node on `port`, TLS only (clients and bus) with the certificates in `pki`.
+fn node(port: u16, pki: Option<&PathBuf>) -> Option<RedisServer> {
+    let dir = scratch_dir();
+    let mut args = plain_args(port);
+    let mut set = |flag: &str, value: String| args.extend([flag.to_owned(), value]);
+    set("--cluster-enabled", "yes".to_owned());
+    set(
+        "--cluster-config-file",
+        dir.join("nodes.conf").display().to_string(),
+    );
+    set("--cluster-port", free_port().to_string());
+    let Some(pki) = pki else {
+        return RedisServer::spawn("redis-server", &args, port, dir, answers_ping);
     };
-    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
-    // One seed node (the others are discovered), and all three.
-    let one = guard(&format!("redis+cluster://127.0.0.1:{}", ports[0]));
+    let file = |name: &str| pki.join(name).display().to_string();
+    // The last `--port` wins: no plain port.
+    set("--port", "0".to_owned());
+    set("--tls-port", port.to_string());
+    set("--tls-cluster", "yes".to_owned());
+    set("--tls-cert-file", file("server.pem"));
+    set("--tls-key-file", file("server.key"));
+    set("--tls-ca-cert-file", file("ca.pem"));
+    set("--tls-auth-clients", "no".to_owned());
+    RedisServer::spawn("redis-server", &args, port, dir, listens)
+}
+
+/// 30 orders through two instances (one given a single seed node, one all three): each
+/// accepted once, replays refused; their keys on 30 slots spread over every node.
+async fn accepted_once_on_every_node(cluster: &Cluster, host: &str) {
+    let ports: Vec<u16> = cluster.ports().collect();
+    let one = cluster.guard(&format!("{host}:{}", ports[0]));
     one.ping().await.unwrap();
     let all = ports
         .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
+        .map(|p| format!("{host}:{p}"))
         .collect::<Vec<_>>()
         .join(",");
     let a = instance(store(), one.clone(), T0);
-    let b = instance(store(), guard(&format!("redis+cluster://{all}")), T0);
+    let b = instance(store(), cluster.guard(&all), T0);
 
     const ORDERS: u64 = 30;
     let mut slots = std::collections::BTreeSet::new();
@@ -87,16 +165,13 @@ async fn each_request_is_accepted_once_whichever_node_holds_its_key() {
         assert_eq!(send(&b, order(n)).await, replayed(), "order {n} at b");
         assert_eq!(send(&a, order(n)).await, replayed(), "order {n} at a");
         let key = one.key(CLIENT, &signature_of(&order(n)));
-        slots.insert(
-            cli(ports[0], &["CLUSTER", "KEYSLOT", &key])
-                .trim()
-                .to_owned(),
-        );
+        let slot = cluster.cli(ports[0], &["CLUSTER", "KEYSLOT", &key]);
+        slots.insert(slot.trim().to_owned());
     }
-    // The keys are on different slots, and every node holds some: exactly the orders'.
+    // Every node holds some of the keys, and together exactly the orders'.
     let held: Vec<u64> = ports
         .iter()
-        .map(|p| cli(*p, &["DBSIZE"]).trim().parse().unwrap())
+        .map(|p| cluster.cli(*p, &["DBSIZE"]).trim().parse().unwrap())
         .collect();
     eprintln!("{ORDERS} keys on {} slots, per node {held:?}", slots.len());
     assert!(slots.len() > 1);
@@ -105,12 +180,42 @@ async fn each_request_is_accepted_once_whichever_node_holds_its_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn of_concurrent_identical_requests_on_a_cluster_exactly_one_is_accepted() {
-    let Some(nodes) = cluster().await else {
+async fn each_request_is_accepted_once_whichever_node_holds_its_key() {
+    let Some(cluster) = Cluster::start(false).await else {
         return;
     };
-    let url = format!("redis+cluster://127.0.0.1:{}", nodes[1].port);
-    let instances: Vec<_> = (0..4).map(|_| instance(store(), guard(&url), T0)).collect();
+    accepted_once_on_every_node(&cluster, "127.0.0.1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_with_the_ca_and_refused_without_it() {
+    let Some(cluster) = Cluster::start(true).await else {
+        return;
+    };
+    accepted_once_on_every_node(&cluster, "localhost").await;
+
+    let port = cluster.nodes[0].port;
+    let pki = cluster.pki.as_ref().unwrap();
+    let stranger = RedisReplayGuard::new(&format!("rediss+cluster://localhost:{port}"))
+        .unwrap()
+        .with_timeout(Duration::from_millis(500))
+        .with_ca_file(pki.join("other-ca.pem"))
+        .unwrap();
+    let error = stranger.ping().await.unwrap_err().to_string();
+    eprintln!("TLS cluster, another CA: {error}");
+    let service = instance(store(), stranger, T0);
+    assert_eq!(send(&service, order(1)).await, unavailable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_concurrent_identical_requests_on_a_cluster_exactly_one_is_accepted() {
+    let Some(cluster) = Cluster::start(false).await else {
+        return;
+    };
+    let seed = format!("127.0.0.1:{}", cluster.nodes[1].port);
+    let instances: Vec<_> = (0..4)
+        .map(|_| instance(store(), cluster.guard(&seed), T0))
+        .collect();
     // Connect every instance first, so that the race is on the SET, not on connecting.
     for (i, instance) in instances.iter().enumerate() {
         assert_eq!(send(instance, order(100 + i as u64)).await, accepted());

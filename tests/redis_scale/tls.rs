@@ -3,13 +3,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::pki::ca;
 use jg_hmac::redis::RedisReplayGuard;
 use jg_hmac::tower::AsyncReplayGuard;
 use jg_hmac::{Error, Signature};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use rcgen::{CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, KeyPair};
 
 use crate::redis_support::{
     RedisServer, accepted, buy, installed, instance, listens, replayed, scratch_dir, send, store,
@@ -17,37 +15,34 @@ use crate::redis_support::{
 };
 use crate::support::{CLIENT, T0};
 
-/// A CA certificate and its issuer.
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
 /// Writes into `dir`: `ca.pem` (the CA), `other-ca.pem` (a CA that signed nothing here),
-/// `server.pem`/`server.key` (for `localhost`, by the CA), `client.pem`/`client.key` (a
-/// client certificate by the CA) and `stranger.pem`/`stranger.key` (a client certificate
-/// by the other CA).
-fn write_pki(dir: &Path) {
+/// `server.pem`/`server.key` (for the host `names`, by the CA), `client.pem`/`client.key`
+/// (a client certificate by the CA) and `stranger.pem`/`stranger.key` (a client
+/// certificate by the other CA).
+pub fn write_pki(dir: &Path, names: &[&str]) {
     let other = ca("another CA");
     let ca = ca("jg-hmac redis test CA");
     std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.join("other-ca.pem"), other.pem()).unwrap();
-    let leaf =
-        |name: &str, purpose: ExtendedKeyUsagePurpose, issuer: &CertifiedIssuer<'_, KeyPair>| {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.extended_key_usages = vec![purpose];
-            let cert = params.signed_by(&key, issuer).unwrap();
-            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-            std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        };
-    leaf("server", ExtendedKeyUsagePurpose::ServerAuth, &ca);
-    leaf("client", ExtendedKeyUsagePurpose::ClientAuth, &ca);
-    leaf("stranger", ExtendedKeyUsagePurpose::ClientAuth, &other);
+    let leaf = |file: &str, names: &[&str], purposes, issuer: &CertifiedIssuer<'_, KeyPair>| {
+        let key = KeyPair::generate().unwrap();
+        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, file);
+        params.extended_key_usages = purposes;
+        let cert = params.signed_by(&key, issuer).unwrap();
+        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    };
+    // A cluster node also presents it as a client, to the other nodes' bus ports.
+    let both = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    leaf("server", names, both, &ca);
+    let client = || vec![ExtendedKeyUsagePurpose::ClientAuth];
+    leaf("client", &["client"], client(), &ca);
+    leaf("stranger", &["stranger"], client(), &other);
 }
 
 /// A TLS-only server (no plain port) whose certificate is for `localhost`; it asks for
@@ -58,7 +53,7 @@ fn tls_server(client_certs: bool) -> Option<RedisServer> {
     }
     Some(RedisServer::retry(|port| {
         let dir = scratch_dir();
-        write_pki(&dir);
+        write_pki(&dir, &["localhost"]);
         let file = |name: &str| dir.join(name).display().to_string();
         let mut args = vec!["--port".to_owned(), "0".to_owned()];
         for (flag, value) in [
@@ -188,7 +183,7 @@ async fn client_certificates_when_the_server_asks_for_them() {
 #[tokio::test]
 async fn tls_settings_are_checked_when_given() {
     let dir = scratch_dir();
-    write_pki(&dir);
+    write_pki(&dir, &["localhost"]);
     let ca = dir.join("ca.pem");
     // Not a TLS URL: a CA would be silently ignored.
     let error = RedisReplayGuard::new("redis://localhost:6379/")

@@ -355,7 +355,13 @@ pub async fn inspector(port: u16) -> redis::aio::MultiplexedConnection {
 
 /// `redis-cli -p port args...`: its stdout (panics when it fails).
 pub fn cli(port: u16, args: &[&str]) -> String {
+    cli_with(&[], port, args)
+}
+
+/// `redis-cli options... -p port args...` (options such as `--tls --cacert FILE`).
+pub fn cli_with(options: &[&str], port: u16, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
+        .args(options)
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()
