@@ -9,7 +9,8 @@
 //!   bounded time, works on the new primary after it, and a replay of a request recorded
 //!   (and replicated) before the failover is refused after it.
 //! - [`cluster`]: three `redis-server --cluster-enabled yes` joined by
-//!   `redis-cli --cluster create`: keys on different slots and nodes, each accepted once.
+//!   `redis-cli --cluster create`, plain and TLS-only: keys on different slots and nodes,
+//!   each accepted once.
 //!
 //! Without `redis-server`, `redis-sentinel` or `redis-cli` on PATH the tests print
 //! `SKIPPED` and pass, unless `CI` is set, where they fail: CI must install them.
