@@ -14,7 +14,7 @@ use crate::redis_support::{
     store, unavailable,
 };
 use crate::support::{CLIENT, T0, free_port};
-use crate::tls::write_pki;
+use crate::tls::{tls_args, tls_cli_options, write_pki};
 
 /// Three primaries sharing the 16384 slots, no replicas, the cluster state `ok` on each.
 struct Cluster {
@@ -77,14 +77,7 @@ impl Cluster {
     }
 
     fn cli_options(&self) -> Vec<String> {
-        match &self.pki {
-            Some(dir) => vec![
-                "--tls".to_owned(),
-                "--cacert".to_owned(),
-                dir.join("ca.pem").display().to_string(),
-            ],
-            None => Vec::new(),
-        }
+        self.pki.as_deref().map(tls_cli_options).unwrap_or_default()
     }
 
     fn cli(&self, port: u16, args: &[&str]) -> String {
@@ -132,15 +125,8 @@ fn node(port: u16, pki: Option<&PathBuf>) -> Option<RedisServer> {
     let Some(pki) = pki else {
         return RedisServer::spawn("redis-server", &args, port, dir, answers_ping);
     };
-    let file = |name: &str| pki.join(name).display().to_string();
-    // The last `--port` wins: no plain port.
-    set("--port", "0".to_owned());
-    set("--tls-port", port.to_string());
-    set("--tls-cluster", "yes".to_owned());
-    set("--tls-cert-file", file("server.pem"));
-    set("--tls-key-file", file("server.key"));
-    set("--tls-ca-cert-file", file("ca.pem"));
-    set("--tls-auth-clients", "no".to_owned());
+    args.extend(tls_args(port, pki, false));
+    args.extend(["--tls-cluster".to_owned(), "yes".to_owned()]);
     RedisServer::spawn("redis-server", &args, port, dir, listens)
 }
 

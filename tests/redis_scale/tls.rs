@@ -10,8 +10,8 @@ use jg_hmac::{Error, Signature};
 use rcgen::{CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, KeyPair};
 
 use crate::redis_support::{
-    RedisServer, accepted, buy, installed, instance, listens, replayed, scratch_dir, send, store,
-    unavailable,
+    RedisServer, accepted, buy, installed, instance, listens, plain_args, replayed, scratch_dir,
+    send, store, unavailable,
 };
 use crate::support::{CLIENT, T0};
 
@@ -45,6 +45,31 @@ pub fn write_pki(dir: &Path, names: &[&str]) {
     leaf("stranger", &["stranger"], client(), &other);
 }
 
+/// The arguments that make a server on `port` TLS-only (no plain port), with the
+/// certificates `write_pki` put in `pki`; asking for client certificates when
+/// `client_certs`. They come after the others: the last `--port` wins.
+pub fn tls_args(port: u16, pki: &Path, client_certs: bool) -> Vec<String> {
+    let file = |name: &str| pki.join(name).display().to_string();
+    let auth = if client_certs { "yes" } else { "no" };
+    [
+        ("--port", "0".to_owned()),
+        ("--tls-port", port.to_string()),
+        ("--tls-cert-file", file("server.pem")),
+        ("--tls-key-file", file("server.key")),
+        ("--tls-ca-cert-file", file("ca.pem")),
+        ("--tls-auth-clients", auth.to_owned()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_owned(), value])
+    .collect()
+}
+
+/// The options of `redis-cli` for a server with the certificates in `pki`.
+pub fn tls_cli_options(pki: &Path) -> Vec<String> {
+    let ca = pki.join("ca.pem").display().to_string();
+    vec!["--tls".to_owned(), "--cacert".to_owned(), ca]
+}
+
 /// A TLS-only server (no plain port) whose certificate is for `localhost`; it asks for
 /// client certificates when `client_certs`. `None` when redis-server is not installed.
 fn tls_server(client_certs: bool) -> Option<RedisServer> {
@@ -54,24 +79,8 @@ fn tls_server(client_certs: bool) -> Option<RedisServer> {
     Some(RedisServer::retry(|port| {
         let dir = scratch_dir();
         write_pki(&dir, &["localhost"]);
-        let file = |name: &str| dir.join(name).display().to_string();
-        let mut args = vec!["--port".to_owned(), "0".to_owned()];
-        for (flag, value) in [
-            ("--tls-port", port.to_string()),
-            ("--bind", "127.0.0.1".to_owned()),
-            ("--tls-cert-file", file("server.pem")),
-            ("--tls-key-file", file("server.key")),
-            ("--tls-ca-cert-file", file("ca.pem")),
-            (
-                "--tls-auth-clients",
-                if client_certs { "yes" } else { "no" }.to_owned(),
-            ),
-            ("--save", String::new()),
-            ("--appendonly", "no".to_owned()),
-            ("--loglevel", "warning".to_owned()),
-        ] {
-            args.extend([flag.to_owned(), value]);
-        }
+        let mut args = plain_args(port);
+        args.extend(tls_args(port, &dir, client_certs));
         RedisServer::spawn("redis-server", &args, port, dir, listens)
     }))
 }
