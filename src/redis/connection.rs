@@ -261,12 +261,17 @@ impl Kept {
         let _ = self.requests.try_send(request);
     }
 
-    /// The connection, waiting for one until `deadline`; a failed attempt made meanwhile
-    /// ends the wait early with its error.
+    /// The connection, waiting for one until `deadline` while an attempt is under way; a
+    /// failed attempt made meanwhile ends the wait early with its error. Once an attempt
+    /// has failed (the task then retries after a backoff) callers are answered at once
+    /// with that error, not held for their whole timeout, until a connection is made.
     async fn current(&self, deadline: Instant, limit: Duration) -> Result<(u64, Conn), NoAnswer> {
         let mut state = self.state.clone();
         let started_at = match &*state.borrow_and_update() {
             State::Up(generation, conn) => return Ok((*generation, conn.clone())),
+            State::Down {
+                last: Some(error), ..
+            } => return Err(NoAnswer::NotConnected(limit, Some(error.clone()))),
             State::Down { attempts, .. } => *attempts,
         };
         self.tell(Request::Connect);
