@@ -288,6 +288,15 @@ async fn through_failover(set: &mut SentinelSet, failover: impl FnOnce(&mut Sent
         refused.len(),
         lost.len()
     );
+    // In order: `a` accepted, `r` refused.
+    let outcomes: String = log
+        .iter()
+        .map(|(_, o, _)| if *o == accepted() { 'a' } else { 'r' })
+        .collect();
+    eprintln!("outcomes: {outcomes}");
+    // Accepted, refused during the switch, accepted after it: no flapping.
+    let after_switch = outcomes.trim_start_matches('a').trim_start_matches('r');
+    assert!(!after_switch.contains('r'), "{outcomes}");
 
     // One order at a time is in flight: only one can race the promotion.
     assert!(
