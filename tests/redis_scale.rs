@@ -7,7 +7,7 @@
 //! - [`sentinel`]: a primary, a replica and a Sentinel, taken through a failover (asked
 //!   for, and the primary killed): the guard refuses while there is no primary, for a
 //!   bounded time, works on the new primary after it, and a replay of a request recorded
-//!   (and replicated) before the failover is refused after it.
+//!   (and replicated) before the failover is refused after it; the same all over TLS.
 //! - [`cluster`]: three `redis-server --cluster-enabled yes` joined by
 //!   `redis-cli --cluster create`, plain and TLS-only: keys on different slots and nodes,
 //!   each accepted once.
