@@ -1,0 +1,271 @@
+//! Per-partner rate limits for the layer: the limiter trait the layer calls once a
+//! request verified and passed the replay guard, the decision it answers with, and the
+//! response headers that tell a partner about it.
+//!
+//! The headers are those of the IETF httpapi draft *RateLimit header fields for HTTP*,
+//! [draft-ietf-httpapi-ratelimit-headers-10] (structured fields, unchanged in -11):
+//!
+//! ```text
+//! RateLimit-Policy: "partner";q=100;w=1;jg-burst=200
+//! RateLimit: "partner";r=199;t=1
+//! ```
+//!
+//! [draft-ietf-httpapi-ratelimit-headers-10]: https://datatracker.ietf.org/doc/html/draft-ietf-httpapi-ratelimit-headers-10
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+use crate::error::Error;
+use crate::rate_limit::RateLimit;
+use crate::signature::Signature;
+
+use super::replay::AsyncReplayGuard;
+
+/// What a [`RateLimiter`] decided for one request of a client.
+///
+/// `remaining` is how many more requests the client could send at once right now,
+/// `wait` how long until one more becomes available: for a refused request, the time to
+/// wait before a retry can succeed (the answer's `Retry-After`, rounded up to whole
+/// seconds).
+///
+/// ```
+/// use std::time::Duration;
+/// use jg_hmac::tower::RateDecision;
+/// let ok = RateDecision::allowed(4, Duration::from_millis(100));
+/// assert!(ok.is_allowed() && ok.remaining() == 4);
+/// let no = RateDecision::limited(Duration::from_millis(1500));
+/// assert!(!no.is_allowed() && no.remaining() == 0);
+/// assert_eq!(no.retry_after(), 2); // whole seconds, rounded up
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateDecision {
+    allowed: bool,
+    remaining: u32,
+    wait: Duration,
+}
+
+impl RateDecision {
+    /// The request spends one unit; `remaining` more could be sent at once now, and one
+    /// more unit becomes available after `wait`.
+    ///
+    /// ```
+    /// let d = jg_hmac::tower::RateDecision::allowed(0, std::time::Duration::from_secs(1));
+    /// assert!(d.is_allowed());
+    /// ```
+    pub const fn allowed(remaining: u32, wait: Duration) -> Self {
+        Self {
+            allowed: true,
+            remaining,
+            wait,
+        }
+    }
+
+    /// The request is over the limit; a retry can succeed after `wait`.
+    ///
+    /// ```
+    /// let d = jg_hmac::tower::RateDecision::limited(std::time::Duration::from_millis(10));
+    /// assert!(!d.is_allowed());
+    /// assert_eq!(d.retry_after(), 1);
+    /// ```
+    pub const fn limited(wait: Duration) -> Self {
+        Self {
+            allowed: false,
+            remaining: 0,
+            wait,
+        }
+    }
+
+    /// Whether the request may go on.
+    ///
+    /// ```
+    /// assert!(jg_hmac::tower::RateDecision::allowed(1, std::time::Duration::ZERO).is_allowed());
+    /// ```
+    pub const fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// How many more requests the client could send at once now.
+    ///
+    /// ```
+    /// assert_eq!(jg_hmac::tower::RateDecision::allowed(7, std::time::Duration::ZERO).remaining(), 7);
+    /// ```
+    pub const fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// How long until one more request becomes available.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let d = jg_hmac::tower::RateDecision::limited(Duration::from_millis(250));
+    /// assert_eq!(d.wait(), Duration::from_millis(250));
+    /// ```
+    pub const fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// [`wait`](Self::wait) in whole seconds, rounded up, at least 1: the value of
+    /// `Retry-After` and of the `t` parameter of `RateLimit`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(jg_hmac::tower::RateDecision::limited(Duration::ZERO).retry_after(), 1);
+    /// assert_eq!(jg_hmac::tower::RateDecision::limited(Duration::from_secs(3)).retry_after(), 3);
+    /// ```
+    pub const fn retry_after(&self) -> u64 {
+        let secs = self.wait.as_secs() + (self.wait.subsec_nanos() > 0) as u64;
+        if secs == 0 { 1 } else { secs }
+    }
+}
+
+/// Where the layer keeps each partner's rate budget: in this process
+/// ([`InMemoryRateLimiter`](super::InMemoryRateLimiter), the default) or shared by a
+/// fleet ([`RedisReplayGuard`](crate::redis::RedisReplayGuard), feature `redis`). Set
+/// with [`VerifyLayerBuilder::rate_limiter`](super::VerifyLayerBuilder::rate_limiter).
+///
+/// The layer calls it only for requests whose signature verified and that the replay
+/// guard accepted, under the client's [`RateLimit`] (its credential's, else the layer's
+/// default): an impostor using a partner's client id, or a replay, spends nothing. The
+/// limiter keeps its own clock (a GCRA needs sub-second time).
+///
+/// ```
+/// use jg_hmac::{Error, RateLimit};
+/// use jg_hmac::tower::{RateDecision, RateLimiter};
+///
+/// struct Unlimited;
+///
+/// impl RateLimiter for Unlimited {
+///     async fn acquire(&self, _client_id: &str, limit: RateLimit) -> Result<Option<RateDecision>, Error> {
+///         Ok(Some(RateDecision::allowed(limit.burst() - 1, limit.interval())))
+///     }
+/// }
+/// ```
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Spends one request of `client_id`'s budget under `limit`, or says when it can.
+    ///
+    /// # Errors
+    /// An [`Error`] (503) when the limiter cannot decide and fails closed;
+    /// `Ok(None)` when it cannot decide and lets the request through (fails open).
+    fn acquire(
+        &self,
+        client_id: &str,
+        limit: RateLimit,
+    ) -> impl Future<Output = Result<Option<RateDecision>, Error>> + Send;
+
+    /// The replay check of `guard` and then, when a limit applies, [`acquire`](Self::acquire),
+    /// for a request that verified. A limiter that is also the layer's replay guard (the
+    /// same [`RedisReplayGuard`](crate::redis::RedisReplayGuard)) overrides it to do both
+    /// in one round trip; others keep this default.
+    ///
+    /// # Errors
+    /// The guard's refusal, or the limiter's failure (see [`acquire`](Self::acquire)).
+    fn check_and_acquire<G: AsyncReplayGuard>(
+        &self,
+        guard: &G,
+        client_id: &str,
+        signature: &Signature,
+        expires_at: u64,
+        now: u64,
+        limit: Option<RateLimit>,
+    ) -> impl Future<Output = Result<Option<RateDecision>, Error>> + Send {
+        async move {
+            guard
+                .check_and_record(client_id, signature, expires_at, now)
+                .await?;
+            match limit {
+                Some(limit) => self.acquire(client_id, limit).await,
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
+    fn acquire(
+        &self,
+        client_id: &str,
+        limit: RateLimit,
+    ) -> impl Future<Output = Result<Option<RateDecision>, Error>> + Send {
+        (**self).acquire(client_id, limit)
+    }
+}
+
+/// The name of the one policy the layer announces.
+const POLICY: &str = "partner";
+
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// The limit a request was checked against, and the decision.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Checked {
+    pub(super) limit: RateLimit,
+    pub(super) decision: RateDecision,
+}
+
+impl Checked {
+    /// Adds `RateLimit-Policy` and `RateLimit` (and, when refused, `Retry-After`).
+    pub(super) fn write(&self, headers: &mut HeaderMap) {
+        let limit = self.limit;
+        let policy = format!(
+            "\"{POLICY}\";q={};w={};jg-burst={}",
+            limit.requests(),
+            limit.period().as_secs(),
+            limit.burst()
+        );
+        let state = format!(
+            "\"{POLICY}\";r={};t={}",
+            self.decision.remaining(),
+            self.decision.retry_after()
+        );
+        for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        if !self.decision.is_allowed() {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(self.decision.retry_after()),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_the_drafts_structured_fields() {
+        let limit: RateLimit = "100/s:200".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        Checked {
+            limit,
+            decision: RateDecision::allowed(199, Duration::from_millis(10)),
+        }
+        .write(&mut headers);
+        assert_eq!(
+            headers["ratelimit-policy"],
+            "\"partner\";q=100;w=1;jg-burst=200"
+        );
+        assert_eq!(headers["ratelimit"], "\"partner\";r=199;t=1");
+        assert!(headers.get("retry-after").is_none());
+
+        let mut headers = HeaderMap::new();
+        Checked {
+            limit: "30/min:5".parse().unwrap(),
+            decision: RateDecision::limited(Duration::from_millis(2_001)),
+        }
+        .write(&mut headers);
+        assert_eq!(
+            headers["ratelimit-policy"],
+            "\"partner\";q=30;w=60;jg-burst=5"
+        );
+        assert_eq!(headers["ratelimit"], "\"partner\";r=0;t=3");
+        assert_eq!(headers["retry-after"], "3");
+    }
+}
