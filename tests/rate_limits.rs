@@ -83,6 +83,20 @@ fn limiter_clock() -> (
     (now, clock)
 }
 
+/// One instance: the replay guard and the limiter in process, the limiter's clock
+/// stopped at 0 (moved through the returned handle), the layer's at T0.
+async fn one_instance(default: Option<RateLimit>) -> (Arc<AtomicU64>, SocketAddr) {
+    let (now, clock) = limiter_clock();
+    let mut builder = VerifyLayer::builder(store())
+        .clock(|| T0)
+        .replay_guard(InMemoryReplayGuard::new(10_000))
+        .rate_limiter(InMemoryRateLimiter::new(100).with_clock(clock));
+    if let Some(limit) = default {
+        builder = builder.rate_limit(limit);
+    }
+    (now, server(builder.build()).await)
+}
+
 /// Request `n` of `who`: a distinct signature each (the query differs), signed at T0.
 async fn buy(addr: SocketAddr, who: (&str, &str), n: usize) -> Reply {
     let target = format!("/v1/transactions/buy?n={n}");
@@ -109,16 +123,7 @@ fn counts(replies: &[Reply]) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_partner_gets_exactly_its_limit_with_the_drafts_headers() {
-    let (now, clock) = limiter_clock();
-    let addr = server(
-        VerifyLayer::builder(store())
-            .clock(|| T0)
-            .replay_guard(InMemoryReplayGuard::new(10_000))
-            .rate_limiter(InMemoryRateLimiter::new(100).with_clock(clock))
-            .rate_limit(limit("1/min:3"))
-            .build(),
-    )
-    .await;
+    let (now, addr) = one_instance(Some(limit("1/min:3"))).await;
 
     // CLIENT: its own limit, a burst of 5.
     let first = buy(addr, (CLIENT, SECRET), 0).await;
@@ -194,15 +199,7 @@ async fn no_default_and_no_limit_of_its_own_means_no_limit_and_no_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impostors_and_replays_spend_nothing_of_a_partners_budget() {
-    let (_, clock) = limiter_clock();
-    let addr = server(
-        VerifyLayer::builder(store())
-            .clock(|| T0)
-            .replay_guard(InMemoryReplayGuard::new(10_000))
-            .rate_limiter(InMemoryRateLimiter::new(100).with_clock(clock))
-            .build(),
-    )
-    .await;
+    let (_, addr) = one_instance(None).await;
     // 100 forged requests carrying CLIENT's id: refused, no rate headers, nothing spent.
     for n in 0..100 {
         let forged = buy(addr, (CLIENT, "not-the-partners-secret"), n).await;
@@ -231,15 +228,7 @@ async fn impostors_and_replays_spend_nothing_of_a_partners_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_partner_flooding_neither_refuses_nor_spends_another() {
-    let (_, clock) = limiter_clock();
-    let addr = server(
-        VerifyLayer::builder(store())
-            .clock(|| T0)
-            .replay_guard(InMemoryReplayGuard::new(10_000))
-            .rate_limiter(InMemoryRateLimiter::new(100).with_clock(clock))
-            .build(),
-    )
-    .await;
+    let (_, addr) = one_instance(None).await;
     // CLIENT floods from 8 concurrent connections while OTHER sends its 50.
     let flood: Vec<_> = (0..8)
         .map(|t| {
