@@ -401,3 +401,101 @@ async fn redis_down_fails_as_the_operator_chose() {
     reply.assert_ok();
     assert_eq!(reply.header("ratelimit"), None);
 }
+
+// ---------------------------------------------------------------- the example server
+
+/// A running `examples/axum_server` (killed on drop) and the address it listens on.
+struct ExampleServer {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl ExampleServer {
+    /// The example built by `cargo test` (next to this test's binary), started with `env`;
+    /// `None` (SKIPPED) when it was not built with feature `redis` and `CI` is unset.
+    fn start(env: &[(&str, &str)]) -> Option<Self> {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().unwrap();
+        let binary = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples/axum_server");
+        let mut child = std::process::Command::new(&binary)
+            .env("JG_ADDR", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (cargo test builds it)", binary.display()));
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut on_redis = false;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            on_redis |= line.contains("rate limiter: Redis");
+            if let Some(addr) = line.strip_prefix("listening on http://") {
+                let addr = addr.trim().parse().unwrap();
+                // Keep draining its stderr (audit events) so that it never blocks.
+                std::thread::spawn(move || lines.for_each(drop));
+                if !on_redis {
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "the example was built without feature redis"
+                    );
+                    eprintln!("SKIPPED: examples/axum_server was built without feature redis");
+                    let mut child = child;
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+                return Some(Self { child, addr });
+            }
+        }
+        panic!("the example server exited before listening");
+    }
+}
+
+impl Drop for ExampleServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_example_servers_on_one_redis_share_the_default_limit() {
+    let redis = redis_or_skip!();
+    let url = redis.url();
+    let env = [("JG_RATE_LIMIT", "1/h:20"), ("JG_REDIS_URL", url.as_str())];
+    let Some(a) = ExampleServer::start(&env) else {
+        return;
+    };
+    let b = ExampleServer::start(&env).unwrap();
+    // The demo credential has no limit of its own: JG_RATE_LIMIT applies, across both.
+    let now = jg_hmac::Clock::now(&jg_hmac::SystemClock);
+    let mut replies = Vec::new();
+    for n in 0..60 {
+        let to = if n % 2 == 0 { a.addr } else { b.addr };
+        let target = format!("/v1/transactions/buy?n={n}");
+        let request = signed("POST", &target, &target, BUY, now, (CLIENT, SECRET));
+        replies.push(request.send(to).await);
+    }
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(counts(&replies), (20, 40));
+    assert_eq!(
+        replies[19].header("ratelimit"),
+        Some("\"partner\";r=0;t=3600")
+    );
+    assert_eq!(replies[20].header("retry-after"), Some("3600"));
+    assert_eq!(
+        replies[20].header("ratelimit-policy"),
+        Some("\"partner\";q=1;w=3600;jg-burst=20")
+    );
+}
