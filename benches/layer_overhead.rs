@@ -7,7 +7,9 @@
 //! The same pre-signed `POST /v1/transactions/buy` requests go to services that differ
 //! only in their layer: `baseline` (no layer), `layer` (`VerifyLayer`), `layer+metrics`
 //! (the same, its metrics recorded by a real Prometheus recorder), `layer+replay` (with an
-//! `InMemoryReplayGuard`) and `layer+cache` (over a `CachedStore`). **Every service has the
+//! `InMemoryReplayGuard`), `layer+cache` (over a `CachedStore`) and `layer+limit` (a
+//! rate limit checked by the in-process `InMemoryRateLimiter` for every request, with its
+//! `RateLimit` headers). **Every service has the
 //! same handler** (it returns the body's length), so the difference to the baseline is the
 //! layer alone: none of the handlers reads the `Authenticated` the layer inserts.
 //!
@@ -63,7 +65,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use jg_hmac::tower::{CachedStore, CredentialStore, InMemoryCredentialStore, VerifyLayer};
-use jg_hmac::{Clock, Credential, InMemoryReplayGuard, Secret, Signer, SigningKey, SystemClock};
+use jg_hmac::{
+    Clock, Credential, InMemoryReplayGuard, RateLimit, Secret, Signer, SigningKey, SystemClock,
+};
 use tower_service::Service;
 
 const ROUNDS: usize = 7;
@@ -82,6 +86,7 @@ enum Config {
     LayerMetrics,
     LayerReplay,
     LayerCache,
+    LayerLimit,
 }
 
 impl Config {
@@ -93,6 +98,7 @@ impl Config {
             Config::LayerMetrics,
             Config::LayerReplay,
             Config::LayerCache,
+            Config::LayerLimit,
         ]
         .into_iter()
         .filter(|c| *c != Config::LayerMetrics || cfg!(feature = "metrics"))
@@ -106,6 +112,7 @@ impl Config {
             Config::LayerMetrics => "layer+metrics",
             Config::LayerReplay => "layer+replay",
             Config::LayerCache => "layer+cache",
+            Config::LayerLimit => "layer+limit",
         }
     }
 }
@@ -135,6 +142,13 @@ fn app(config: Config) -> Router {
         // What a database-backed store (PostgreSQL) looks like once warm: every lookup
         // is a hit of the cache in front of it, which never calls the store behind.
         Config::LayerCache => router.layer(VerifyLayer::new(CachedStore::new(store))),
+        // A rate limit every request is checked against (the in-process GCRA, the
+        // `RateLimit` headers on every response), high enough that none is refused.
+        Config::LayerLimit => router.layer(
+            VerifyLayer::builder(store)
+                .rate_limit(RateLimit::per_second(1_000_000_000, 1_000_000).unwrap())
+                .build(),
+        ),
     }
 }
 
@@ -394,10 +408,9 @@ fn probe_loop(router: &mut Router, requests: Vec<Request<Body>>) -> usize {
 /// `layer_overhead probe <service> <n>`: `n` requests to one service (after a warm-up
 /// outside `probe_loop`), for callgrind.
 fn probe(name: &str, n: usize) {
-    let config = Config::all()
-        .into_iter()
-        .find(|c| c.name() == name)
-        .expect("a service name: baseline, layer, layer+metrics, layer+replay, layer+cache");
+    let config = Config::all().into_iter().find(|c| c.name() == name).expect(
+        "a service name: baseline, layer, layer+metrics, layer+replay, layer+cache, layer+limit",
+    );
     #[cfg(feature = "metrics")]
     let _prometheus = recording::install();
     #[cfg(feature = "metrics")]

@@ -43,7 +43,7 @@ type NanoClock = Box<dyn Fn() -> Duration + Send + Sync>;
 /// creation as epoch); tests inject one with [`with_clock`](Self::with_clock).
 ///
 /// A fleet of instances needs a shared limiter: each instance's in-process budget is the
-/// partner's whole limit. See [`RedisReplayGuard`](crate::redis::RedisReplayGuard).
+/// partner's whole limit. See `jg_hmac::redis::RedisReplayGuard`.
 ///
 /// ```
 /// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};

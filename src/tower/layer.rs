@@ -324,7 +324,7 @@ impl<S: CredentialStore, R: AsyncReplayGuard, L: RateLimiter> VerifyLayerBuilder
 
     /// Where the rate budgets are kept. Defaults to an [`InMemoryRateLimiter`] (this
     /// process; 100,000 clients at most). A fleet shares one: give the same
-    /// [`RedisReplayGuard`](crate::redis::RedisReplayGuard) as replay guard and as
+    /// `jg_hmac::redis::RedisReplayGuard` as replay guard and as
     /// limiter, and each request costs one Redis round trip for both.
     ///
     /// ```

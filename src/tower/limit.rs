@@ -123,7 +123,7 @@ impl RateDecision {
 
 /// Where the layer keeps each partner's rate budget: in this process
 /// ([`InMemoryRateLimiter`](super::InMemoryRateLimiter), the default) or shared by a
-/// fleet ([`RedisReplayGuard`](crate::redis::RedisReplayGuard), feature `redis`). Set
+/// fleet (`jg_hmac::redis::RedisReplayGuard`, feature `redis`). Set
 /// with [`VerifyLayerBuilder::rate_limiter`](super::VerifyLayerBuilder::rate_limiter).
 ///
 /// The layer calls it only for requests whose signature verified and that the replay
@@ -157,7 +157,7 @@ pub trait RateLimiter: Send + Sync + 'static {
 
     /// The replay check of `guard` and then, when a limit applies, [`acquire`](Self::acquire),
     /// for a request that verified. A limiter that is also the layer's replay guard (the
-    /// same [`RedisReplayGuard`](crate::redis::RedisReplayGuard)) overrides it to do both
+    /// same `jg_hmac::redis::RedisReplayGuard`) overrides it to do both
     /// in one round trip; others keep this default.
     ///
     /// # Errors

@@ -15,7 +15,7 @@
 //! - [`RateLimiter`]: per-partner rate limits (a GCRA per client id, each under its
 //!   credential's [`RateLimit`](crate::RateLimit) or the layer's default), spent only by
 //!   requests that verified; [`InMemoryRateLimiter`] for one process (the default),
-//!   [`RedisReplayGuard`](crate::redis::RedisReplayGuard) for a fleet. Over the limit:
+//!   `jg_hmac::redis::RedisReplayGuard` for a fleet. Over the limit:
 //!   `429 rate_limited` with `Retry-After`, and `RateLimit`/`RateLimit-Policy` headers.
 //! - [`RequireScope`]: a per-route guard (axum's `route_layer`) answering `403
 //!   insufficient_scope` to a verified client without the route's scope.
