@@ -356,7 +356,12 @@ async fn loopback(config: Config, round: usize) -> Loopback {
                     let request = signed.request(i, &authority);
                     let sent = Instant::now();
                     let response = client.request(request).await.unwrap();
-                    assert_eq!(response.status(), 200);
+                    assert_eq!(
+                        response.status(),
+                        200,
+                        "{config:?}: {:?}",
+                        response.headers()
+                    );
                     response.into_body().collect().await.unwrap();
                     latencies.push(sent.elapsed());
                 }

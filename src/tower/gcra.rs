@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, ready};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,7 +66,7 @@ type NanoClock = Box<dyn Fn() -> Duration + Send + Sync>;
 /// # });
 /// ```
 pub struct InMemoryRateLimiter {
-    shards: Box<[Mutex<HashMap<Box<str>, u64>>]>,
+    shards: Box<[Mutex<HashMap<Box<str>, u64, BuildHasherDefault<Fnv>>>]>,
     per_shard: usize,
     clock: NanoClock,
 }
@@ -83,7 +84,9 @@ impl InMemoryRateLimiter {
         let shards = max_clients.min(SHARDS);
         let epoch = Instant::now();
         Self {
-            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..shards)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
             per_shard: max_clients / shards,
             clock: Box::new(move || epoch.elapsed()),
         }
@@ -131,14 +134,22 @@ impl InMemoryRateLimiter {
         self.per_shard * self.shards.len()
     }
 
+    /// The limiter's clock, in ns.
+    fn now(&self) -> u64 {
+        u64::try_from((self.clock)().as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// One request of `client_id` under `limit`, now.
     fn decide(&self, client_id: &str, limit: RateLimit) -> RateDecision {
-        let now = u64::try_from((self.clock)().as_nanos()).unwrap_or(u64::MAX);
         let index = shard_of(client_id) % self.shards.len();
         let Some(shard) = self.shards.get(index) else {
-            return gcra(None, limit, now).1;
+            return gcra(None, limit, self.now()).1;
         };
         let mut map = lock(shard);
+        // Read under the lock: a decision never sees a time older than the one before it
+        // (a thread paused between reading the clock and locking would otherwise find the
+        // TAT moved ahead by a later request and refuse it wrongly).
+        let now = self.now();
         if let Some(tat) = map.get_mut(client_id) {
             let (next, decision) = gcra(Some(*tat), limit, now);
             if let Some(next) = next {
@@ -196,12 +207,33 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// FNV-1a of the id: which shard it lives in (ids are verified, so no flooding concern).
+/// FNV-1a, for the shard of an id and within the shard's map: ids are inserted only once
+/// verified, so nobody can choose them to collide, and a short id hashes in a few ns.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let start = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        self.0 = bytes.iter().fold(start, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Which shard `client_id` lives in (the high bits: the map uses the low ones).
 fn shard_of(client_id: &str) -> usize {
-    let hash = client_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash ^ (hash >> 32)) as usize
+    let mut hasher = Fnv::default();
+    hasher.write(client_id.as_bytes());
+    (hasher.finish() >> 40) as usize
 }
 
 /// One GCRA step at `now` (ns) for a client whose stored TAT is `tat` (`None`: not
