@@ -420,6 +420,13 @@ fn probe(name: &str, n: usize) {
     let _prometheus = recording::install();
     #[cfg(feature = "metrics")]
     recording::switch(config == Config::LayerMetrics);
+    // The layer's request deadline is a Tokio timer: poll inside a runtime's context
+    // (nothing waits on it; every request completes in its first poll).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _context = runtime.enter();
     let mut router = app(config);
     let signed = Signed::new("probe", WARM_UP + n);
     let warm_up = (0..WARM_UP).map(|i| signed.request(i, "")).collect();

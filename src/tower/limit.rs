@@ -16,6 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::error::Error;
@@ -210,17 +211,32 @@ impl Checked {
     /// Adds `RateLimit-Policy` and `RateLimit` (and, when refused, `Retry-After`).
     pub(super) fn write(&self, headers: &mut HeaderMap) {
         let limit = self.limit;
-        let policy = field(&[
-            ("q=", u64::from(limit.requests())),
-            (";w=", limit.period().as_secs()),
-            (";jg-burst=", u64::from(limit.burst())),
-        ]);
-        let state = field(&[
-            ("r=", u64::from(self.decision.remaining())),
-            (";t=", self.decision.retry_after()),
-        ]);
-        headers.insert(RATELIMIT_POLICY, policy);
-        headers.insert(RATELIMIT, state);
+        // Both values in one buffer (one allocation), split in two.
+        let mut buffer = Vec::with_capacity(96);
+        field(
+            &mut buffer,
+            &[
+                ("q=", u64::from(limit.requests())),
+                (";w=", limit.period().as_secs()),
+                (";jg-burst=", u64::from(limit.burst())),
+            ],
+        );
+        let policy_len = buffer.len();
+        field(
+            &mut buffer,
+            &[
+                ("r=", u64::from(self.decision.remaining())),
+                (";t=", self.decision.retry_after()),
+            ],
+        );
+        let mut state = Bytes::from(buffer);
+        let policy = state.split_to(policy_len);
+        // Visible ASCII only: always valid header values.
+        for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
+            if let Ok(value) = HeaderValue::from_maybe_shared(value) {
+                headers.insert(name, value);
+            }
+        }
         if !self.decision.is_allowed() {
             headers.insert(
                 header::RETRY_AFTER,
@@ -230,33 +246,17 @@ impl Checked {
     }
 }
 
-/// `"partner";` followed by each name and number: a structured-field item with integer
-/// parameters, built without the formatting machinery (it is on every limited response).
-fn field(parameters: &[(&str, u64)]) -> HeaderValue {
-    let mut value = Vec::with_capacity(64);
-    value.push(b'"');
-    value.extend_from_slice(POLICY.as_bytes());
-    value.extend_from_slice(b"\";");
-    for (name, number) in parameters {
-        value.extend_from_slice(name.as_bytes());
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = *number;
-        loop {
-            at -= 1;
-            if let Some(d) = digits.get_mut(at) {
-                *d = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 || at == 0 {
-                break;
-            }
-        }
-        value.extend_from_slice(digits.get(at..).unwrap_or_default());
+/// Appends `"partner";` and each name and number: a structured-field item with integer
+/// parameters, written without the formatting machinery (it is on every limited response).
+fn field(out: &mut Vec<u8>, parameters: &[(&str, u64)]) {
+    out.push(b'"');
+    out.extend_from_slice(POLICY.as_bytes());
+    out.extend_from_slice(b"\";");
+    let mut digits = itoa::Buffer::new();
+    for &(name, number) in parameters {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(digits.format(number).as_bytes());
     }
-    // Visible ASCII only: always a valid header value.
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]
@@ -292,9 +292,8 @@ mod tests {
         assert_eq!(headers["ratelimit"], "\"partner\";r=0;t=3");
         assert_eq!(headers["retry-after"], "3");
 
-        assert_eq!(
-            field(&[("q=", 0), (";w=", 10), (";x=", u64::MAX)]),
-            "\"partner\";q=0;w=10;x=18446744073709551615"
-        );
+        let mut out = Vec::new();
+        field(&mut out, &[("q=", 0), (";w=", 10), (";x=", u64::MAX)]);
+        assert_eq!(out, b"\"partner\";q=0;w=10;x=18446744073709551615");
     }
 }
