@@ -12,6 +12,7 @@
 //!
 //! [draft-ietf-httpapi-ratelimit-headers-10]: https://datatracker.ietf.org/doc/html/draft-ietf-httpapi-ratelimit-headers-10
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -210,32 +211,18 @@ pub(super) struct Checked {
 impl Checked {
     /// Adds `RateLimit-Policy` and `RateLimit` (and, when refused, `Retry-After`).
     pub(super) fn write(&self, headers: &mut HeaderMap) {
-        let limit = self.limit;
-        // Both values in one buffer (one allocation), split in two.
-        let mut buffer = Vec::with_capacity(96);
+        let mut state = Vec::with_capacity(40);
         field(
-            &mut buffer,
-            &[
-                ("q=", u64::from(limit.requests())),
-                (";w=", limit.period().as_secs()),
-                (";jg-burst=", u64::from(limit.burst())),
-            ],
-        );
-        let policy_len = buffer.len();
-        field(
-            &mut buffer,
+            &mut state,
             &[
                 ("r=", u64::from(self.decision.remaining())),
                 (";t=", self.decision.retry_after()),
             ],
         );
-        let mut state = Bytes::from(buffer);
-        let policy = state.split_to(policy_len);
-        // Visible ASCII only: always valid header values.
-        for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
-            if let Ok(value) = HeaderValue::from_maybe_shared(value) {
-                headers.insert(name, value);
-            }
+        headers.insert(RATELIMIT_POLICY, policy(self.limit));
+        // Visible ASCII only: always a valid header value.
+        if let Ok(state) = HeaderValue::from_maybe_shared(Bytes::from(state)) {
+            headers.insert(RATELIMIT, state);
         }
         if !self.decision.is_allowed() {
             headers.insert(
@@ -244,6 +231,49 @@ impl Checked {
             );
         }
     }
+}
+
+/// Slots of the per-thread cache of `RateLimit-Policy` values.
+const POLICY_SLOTS: usize = 16;
+
+thread_local! {
+    /// The `RateLimit-Policy` values of the limits this thread answered last, one slot per
+    /// limit's hash: a partner's limit rarely changes, so its value is built once per
+    /// thread rather than on every response.
+    static POLICIES: RefCell<[Option<(RateLimit, HeaderValue)>; POLICY_SLOTS]> =
+        const { RefCell::new([const { None }; POLICY_SLOTS]) };
+}
+
+/// The `RateLimit-Policy` value of `limit`.
+fn policy(limit: RateLimit) -> HeaderValue {
+    let slot = (limit.requests() as usize
+        ^ (limit.burst() as usize).rotate_left(7)
+        ^ limit.period().as_secs() as usize)
+        % POLICY_SLOTS;
+    POLICIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let entry = cache.get_mut(slot);
+        if let Some(Some((cached, value))) = entry.as_deref()
+            && *cached == limit
+        {
+            return value.clone();
+        }
+        let mut text = Vec::with_capacity(48);
+        field(
+            &mut text,
+            &[
+                ("q=", u64::from(limit.requests())),
+                (";w=", limit.period().as_secs()),
+                (";jg-burst=", u64::from(limit.burst())),
+            ],
+        );
+        let value = HeaderValue::from_maybe_shared(Bytes::from(text))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        if let Some(entry) = entry {
+            *entry = Some((limit, value.clone()));
+        }
+        value
+    })
 }
 
 /// Appends `"partner";` and each name and number: a structured-field item with integer
