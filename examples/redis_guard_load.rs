@@ -55,7 +55,8 @@ async fn main() {
         .with_clock_skew(0)
         .with_timeout(Duration::from_secs(1));
     guard.ping().await.expect("redis answers PING");
-    let memory = Arc::new(InMemoryReplayGuard::new(calls + 1));
+    // One client sends every call: its share is the whole guard.
+    let memory = Arc::new(InMemoryReplayGuard::new(calls + 1).with_client_limit(calls + 1));
     println!("{calls} calls from {tasks} concurrent tasks, {url}");
     println!(
         "{:<28} {:>10} {:>10} {:>10} {:>12} {:>8}",

@@ -14,6 +14,10 @@
 //!   (the default) refuses the request with `503 replay_guard_unavailable` (and logs the
 //!   cause at `warn`, target `jg_hmac::redis`); [`FailMode::Open`] accepts it unchecked
 //!   and emits a `warn` audit event saying so.
+//! - **Per-partner rate limits too:** the guard is a
+//!   [`RateLimiter`](crate::tower::RateLimiter) (a GCRA per client in one Lua script, on
+//!   Redis time); given to the layer as replay guard *and* limiter, one script does both
+//!   checks, one round trip per request (docs/rate-limits.md).
 //! - **Connections:** one multiplexed connection per guard (a
 //!   [`ConnectionManager`]), reconnecting by itself after Redis restarts. Clones of the
 //!   guard share it.
