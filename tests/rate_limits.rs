@@ -422,7 +422,7 @@ impl ExampleServer {
             .parent()
             .unwrap()
             .join("examples/axum_server");
-        let mut child = std::process::Command::new(&binary)
+        let child = std::process::Command::new(&binary)
             .env("JG_ADDR", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
@@ -430,13 +430,19 @@ impl ExampleServer {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e} (cargo test builds it)", binary.display()));
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        // Killed and waited for on drop, whatever happens next.
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let stderr = server.child.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(stderr).lines();
         let mut on_redis = false;
         for line in lines.by_ref() {
             let line = line.unwrap();
             on_redis |= line.contains("rate limiter: Redis");
             if let Some(addr) = line.strip_prefix("listening on http://") {
-                let addr = addr.trim().parse().unwrap();
+                server.addr = addr.trim().parse().unwrap();
                 // Keep draining its stderr (audit events) so that it never blocks.
                 std::thread::spawn(move || lines.for_each(drop));
                 if !on_redis {
@@ -445,12 +451,9 @@ impl ExampleServer {
                         "the example was built without feature redis"
                     );
                     eprintln!("SKIPPED: examples/axum_server was built without feature redis");
-                    let mut child = child;
-                    let _ = child.kill();
-                    let _ = child.wait();
                     return None;
                 }
-                return Some(Self { child, addr });
+                return Some(server);
             }
         }
         panic!("the example server exited before listening");

@@ -28,6 +28,9 @@ const SHARDS: usize = 16;
 
 type NanoClock = Box<dyn Fn() -> Duration + Send + Sync>;
 
+/// The TATs (ns) of the clients of one shard, by client id.
+type Shard = HashMap<Box<str>, u64, BuildHasherDefault<Fnv>>;
+
 /// The layer's default rate limiter: a GCRA per client id in this process, each client
 /// under its own [`RateLimit`].
 ///
@@ -66,7 +69,7 @@ type NanoClock = Box<dyn Fn() -> Duration + Send + Sync>;
 /// # });
 /// ```
 pub struct InMemoryRateLimiter {
-    shards: Box<[Mutex<HashMap<Box<str>, u64, BuildHasherDefault<Fnv>>>]>,
+    shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
     clock: NanoClock,
 }

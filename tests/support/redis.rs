@@ -87,7 +87,7 @@ impl RedisServer {
         if !installed(&["redis-server"]) {
             return None;
         }
-        Some(Self::retry(|port| Self::start_on(port)))
+        Some(Self::retry(Self::start_on))
     }
 
     /// Calls `start` on free ports until one works (a port can be taken between choosing
