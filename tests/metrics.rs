@@ -23,7 +23,7 @@ use jg_hmac::metrics::{
     CLOCK_SKEW_BUCKETS, CLOCK_SKEW_SECONDS, LATENCY_BUCKETS, STORE_LOOKUP_SECONDS, VERIFY_SECONDS,
 };
 use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, VerifyLayer};
-use jg_hmac::{Credential, InMemoryReplayGuard, Secret, SigningKey};
+use jg_hmac::{Credential, InMemoryReplayGuard, Secret, SigningKey, Verifier};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 mod support;
@@ -306,8 +306,10 @@ async fn forged_requests_move_none_of_a_partners_series(handle: &PrometheusHandl
     let store = InMemoryCredentialStore::from_credentials([
         Credential::new(VICTIM).with_key(SigningKey::new("k1", &Secret::from(VICTIM_SECRET)))
     ]);
+    let clock = TestClock::new(T0);
     let layer = VerifyLayer::builder(store)
-        .clock(TestClock::new(T0).as_clock())
+        .clock(clock.as_clock())
+        .verifier(Verifier::new().with_content_types(["application/json"]))
         .body_limit(1024)
         .request_timeout(Duration::from_secs(1))
         .build();
@@ -315,7 +317,12 @@ async fn forged_requests_move_none_of_a_partners_series(handle: &PrometheusHandl
         .route("/v1/orders", post(|| async { "ok" }))
         .layer(layer);
     let addr = serve(app).await;
-    let post = |ts: u64, key| signed("POST", "/v1/orders", "/v1/orders", BODY, ts, key);
+    let typed = |ts: u64, key, content_type: &str| {
+        let mut request = signed("POST", "/v1/orders", "/v1/orders", BODY, ts, key);
+        request.headers += &format!("Content-Type: {content_type}\r\n");
+        request
+    };
+    let post = |ts: u64, key| typed(ts, key, "application/json");
     let partner = (VICTIM, VICTIM_SECRET);
     let forger = (VICTIM, "a guess at the secret");
     let before = scrape(&handle.render());
@@ -337,6 +344,24 @@ async fn forged_requests_move_none_of_a_partners_series(handle: &PrometheusHandl
         let forged = post(ts, forger).send(addr).await;
         forged.assert_refused(401, "timestamp_out_of_range");
     }
+    // Refused on their head for another reason, a content type not allowed, or once
+    // complete, the body having arrived after the window closed: the partner's own, and
+    // the impostor's.
+    for key in [partner, forger] {
+        let reply = typed(T0, key, "text/plain").send(addr).await;
+        reply.assert_refused(415, "unsupported_content_type");
+        let request = post(T0, key);
+        let mut raw = Raw::connect(addr).await;
+        let seen = clock.reads();
+        raw.write(&request.head()).await;
+        clock.read_after(seen).await;
+        clock.set(T0 + 400);
+        raw.write(&request.body).await;
+        raw.reply()
+            .await
+            .assert_refused(401, "timestamp_out_of_range");
+        clock.set(T0);
+    }
     // Out of the window, its body never sent: read until the deadline, then the head's
     // refusal stands. Declaring a body above the limit: not read, nor looked up.
     let mut held = post(T0 - 400, forger);
@@ -356,41 +381,49 @@ async fn forged_requests_move_none_of_a_partners_series(handle: &PrometheusHandl
     let client = |client: &str, outcome: &str| {
         format!("jg_hmac_client_requests_total{{client_id=\"{client}\",outcome=\"{outcome}\"}}")
     };
-    // The partner's series hold its own 5 requests and nothing else: no outcome, skew
-    // sample or key use of the 84 forged ones.
+    // The partner's series hold its own 7 requests and nothing else: no outcome, skew
+    // sample or key use of the 86 forged ones.
     let series = |name: &str, labels: &str| format!("{name}{{client_id=\"{VICTIM}\"{labels}}}");
     let own: Vec<&String> = after
         .keys()
         .filter(|k| k.contains(&format!("client_id=\"{VICTIM}\"")))
         .filter(|k| !k.contains("_bucket"))
         .collect();
-    assert_eq!(own.len(), 5, "{own:#?}");
+    assert_eq!(own.len(), 6, "{own:#?}");
     assert_series(&after, &client(VICTIM, "accepted"), 3.0);
-    assert_series(&after, &client(VICTIM, "timestamp_out_of_range"), 2.0);
+    assert_series(&after, &client(VICTIM, "timestamp_out_of_range"), 3.0);
+    assert_series(&after, &client(VICTIM, "unsupported_content_type"), 1.0);
     assert_series(
         &after,
         &series("jg_hmac_key_used_total", ",key_id=\"k1\""),
-        5.0,
+        7.0,
     );
-    assert_series(&after, &series("jg_hmac_clock_skew_seconds_count", ""), 5.0);
-    assert_series(&after, &series("jg_hmac_clock_skew_seconds_sum", ""), 800.0);
-    // 2 of its 5 samples are 120 s or more off: its own drift, which it should hear of.
-    assert_eq!(skew_bucket(&after, VICTIM, 120.0), 3.0);
+    assert_series(&after, &series("jg_hmac_clock_skew_seconds_count", ""), 7.0);
+    assert_series(
+        &after,
+        &series("jg_hmac_clock_skew_seconds_sum", ""),
+        1200.0,
+    );
+    // 3 of its 7 samples are 120 s or more off: its own drift, which it should hear of.
+    assert_eq!(skew_bucket(&after, VICTIM, 120.0), 4.0);
 
     // The forged ones are all `unknown`.
     assert_eq!(delta(&client("unknown", "invalid_signature")), 40.0);
-    assert_eq!(delta(&client("unknown", "timestamp_out_of_range")), 42.0);
+    assert_eq!(delta(&client("unknown", "timestamp_out_of_range")), 43.0);
+    assert_eq!(delta(&client("unknown", "unsupported_content_type")), 1.0);
     let unknown_skew = |part: &str| {
         delta(&format!(
             "{CLOCK_SKEW_SECONDS}_{part}{{client_id=\"unknown\"}}"
         ))
     };
-    // 40 × 200, 20 × 400, 20 × -500, 2 × 400.
-    assert_eq!((unknown_skew("count"), unknown_skew("sum")), (82.0, 6800.0));
+    // 40 × 200, 20 × 400, 20 × -500, 0 (content type), 3 × 400 (late body, held,
+    // oversized).
+    assert_eq!((unknown_skew("count"), unknown_skew("sum")), (84.0, 7200.0));
     for (outcome, n) in [
         ("accepted", 3.0),
         ("invalid_signature", 40.0),
-        ("timestamp_out_of_range", 44.0),
+        ("timestamp_out_of_range", 46.0),
+        ("unsupported_content_type", 2.0),
     ] {
         assert_eq!(
             delta(&format!("jg_hmac_requests_total{{outcome=\"{outcome}\"}}")),
@@ -400,5 +433,5 @@ async fn forged_requests_move_none_of_a_partners_series(handle: &PrometheusHandl
     }
     // The cost: every request naming a known client reached the store (the oversized one
     // did not), and the forged out-of-window ones had their body read and checked.
-    assert_eq!(delta("jg_hmac_store_lookup_seconds_count"), 86.0);
+    assert_eq!(delta("jg_hmac_store_lookup_seconds_count"), 90.0);
 }
