@@ -25,14 +25,15 @@ use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
 };
 use http::{Request, Response};
-use http_body_util::{BodyExt, Empty};
+use http_body::Body;
+use http_body_util::{BodyExt, Collected, Empty};
 use jg_hmac::tower::{
     AsyncReplayGuard, Authenticated, CredentialStore, VerifiedBody, Verify, VerifyLayer,
 };
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tower_layer::Layer;
+use tower_layer::{Identity, Layer};
 use tower_service::Service;
 
 use request::{Checked, Refused};
@@ -55,9 +56,34 @@ where
     S: CredentialStore,
     R: AsyncReplayGuard,
 {
+    serve_guarded(listener, layer, Identity::new(), shutdown).await
+}
+
+/// [`serve`] with `guard` between the layer and the capture of the identity: a request
+/// the layer accepts is allowed only if `guard` calls its inner service (a
+/// `RequireScopeLayer`, the gateway's `--scope` rules); whatever `guard` answers instead
+/// is the Denied response.
+pub(crate) async fn serve_guarded<S, R, G, B>(
+    listener: TcpListener,
+    layer: VerifyLayer<S, R>,
+    guard: G,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()>
+where
+    S: CredentialStore,
+    R: AsyncReplayGuard,
+    G: Layer<Capture>,
+    G::Service: Service<Request<VerifiedBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <G::Service as Service<Request<VerifiedBody>>>::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+{
     let limit = layer.body_limit().saturating_add(CHECK_REQUEST_OVERHEAD);
     let service = AuthorizationServer::new(ExtAuthz {
-        verify: layer.layer(Capture),
+        verify: layer.layer(guard.layer(Capture)),
     })
     .max_decoding_message_size(limit);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -67,14 +93,21 @@ where
         .map_err(io::Error::other)
 }
 
-/// The `Authorization` service: the layer around [`Capture`].
-struct ExtAuthz<S, R> {
-    verify: Verify<Capture, S, R>,
+/// The `Authorization` service: the layer around the guarded [`Capture`].
+struct ExtAuthz<I, S, R> {
+    verify: Verify<I, S, R>,
 }
 
 #[tonic::async_trait]
-impl<S, R> Authorization for ExtAuthz<S, R>
+impl<I, S, R, B> Authorization for ExtAuthz<I, S, R>
 where
+    I: Service<Request<VerifiedBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    I::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
     S: CredentialStore,
     R: AsyncReplayGuard,
 {
@@ -89,11 +122,17 @@ where
 }
 
 /// One check: the request through the layer, the layer's decision as the answer.
-async fn check<S, R>(
-    mut verify: Verify<Capture, S, R>,
+async fn check<I, S, R, B>(
+    mut verify: Verify<I, S, R>,
     check: CheckRequest,
 ) -> Result<CheckResponse, tonic::Status>
 where
+    I: Service<Request<VerifiedBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    I::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
     S: CredentialStore,
     R: AsyncReplayGuard,
 {
@@ -129,10 +168,13 @@ where
     if let Some(who) = parts.extensions.get::<Authenticated>() {
         return Ok(answer::allowed(who, &parts.headers));
     }
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(never) => match never {},
-    };
+    // The layer's and the crate's guards' bodies never fail; another's failing body is
+    // answered empty.
+    let body = body
+        .collect()
+        .await
+        .map(Collected::to_bytes)
+        .unwrap_or_default();
     Ok(answer::denied(parts.status, &parts.headers, &body))
 }
 
@@ -146,10 +188,10 @@ fn logged_path(path: &str) -> &str {
     path.get(..end).unwrap_or_default()
 }
 
-/// The layer's inner service: answers an empty 200 carrying the request's
+/// The innermost service: answers an empty 200 carrying the request's
 /// [`Authenticated`] in its extensions, which only an accepted request has.
 #[derive(Clone, Copy, Debug)]
-struct Capture;
+pub(crate) struct Capture;
 
 impl Service<Request<VerifiedBody>> for Capture {
     type Response = Response<Empty<Bytes>>;

@@ -2,6 +2,10 @@
 //! Envoy builds them (lower-case header names, pseudo-headers, `raw_body`).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,12 +17,13 @@ use envoy_types::pb::envoy::config::core::v3::{HeaderMap as RawHeaders, HeaderVa
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use jg_hmac::tower::{InMemoryCredentialStore, VerifyLayer};
+use jg_hmac::tower::{InMemoryCredentialStore, RequireScopeLayer, VerifyLayer};
 use jg_hmac::{
     Credential, Error, HeaderKind, InMemoryReplayGuard, LimitKind, Secret, Signer, SigningKey,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -26,14 +31,35 @@ const T0: u64 = 1_735_550_160;
 const CLIENT: &str = "jk_live_example";
 const SECRET: &str = "s3cr3t_test_key_justgold";
 
-/// A running service and a client of it; the service stops when this is dropped.
+/// A running service and a client of it; the service stops when `stop` is sent or
+/// dropped.
 struct Fixture {
     client: AuthorizationClient<Channel>,
     clock: Arc<AtomicU64>,
-    _stop: oneshot::Sender<()>,
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    served: JoinHandle<io::Result<()>>,
 }
 
+type Stop = Pin<Box<dyn Future<Output = ()> + Send>>;
+type TestLayer = VerifyLayer<InMemoryCredentialStore, InMemoryReplayGuard>;
+
 async fn start() -> Fixture {
+    launch(|listener, layer, stop| tokio::spawn(super::serve(listener, layer, stop))).await
+}
+
+/// [`start`] with a `RequireScopeLayer` under the layer.
+async fn start_guarded(scope: &str) -> Fixture {
+    let guard = RequireScopeLayer::new(scope);
+    launch(move |listener, layer, stop| {
+        tokio::spawn(super::serve_guarded(listener, layer, guard, stop))
+    })
+    .await
+}
+
+async fn launch(
+    spawn: impl FnOnce(TcpListener, TestLayer, Stop) -> JoinHandle<io::Result<()>>,
+) -> Fixture {
     let store = InMemoryCredentialStore::from_credentials([Credential::new(CLIENT)
         .with_key(SigningKey::new("k1", &Secret::from(SECRET)))
         .with_scope("transactions:write")
@@ -48,16 +74,22 @@ async fn start() -> Fixture {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(super::serve(listener, layer, async {
-        let _ = stopped.await;
-    }));
+    let served = spawn(
+        listener,
+        layer,
+        Box::pin(async {
+            let _ = stopped.await;
+        }),
+    );
     let client = AuthorizationClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
     Fixture {
         client,
         clock,
-        _stop: stop,
+        addr,
+        stop,
+        served,
     }
 }
 
@@ -378,4 +410,26 @@ async fn clock_skew_is_told_to_the_client_on_success() {
         header(&ok.response_headers_to_add, "x-jg-clock-skew"),
         Some("100")
     );
+}
+
+#[tokio::test]
+async fn a_guard_under_the_layer_denies_with_its_own_answer() {
+    let mut f = start_guarded("admin:write").await;
+    let response = ask(&mut f, signed("GET", "/v1/balance", b"", T0, &[])).await;
+    assert_eq!(
+        response.status.as_ref().unwrap().code,
+        i32::from(Code::PermissionDenied)
+    );
+    assert_denied(&response, Error::InsufficientScope);
+
+    let mut f = start_guarded("reports:read").await;
+    assert_ok(&ask(&mut f, signed("GET", "/v1/balance", b"", T0, &[])).await);
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_service() {
+    let f = start().await;
+    f.stop.send(()).unwrap();
+    f.served.await.unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(f.addr).await.is_err());
 }
