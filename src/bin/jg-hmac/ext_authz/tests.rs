@@ -397,6 +397,16 @@ async fn hostile_check_requests_fail_the_rpc_without_a_panic() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 
+    // Larger than the body limit (64 KiB here) plus 1 MiB: never decoded.
+    let mut oversize = signed("POST", "/v1/upload", b"", T0, &[]);
+    oversize.raw_body = vec![b'x'; 64 * 1024 + 1024 * 1024 + 1];
+    let status = f
+        .client
+        .check(check_request(Some(oversize)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange);
+
     // The service still answers.
     assert_ok(&ask(&mut f, signed("GET", "/v1/balance", b"", T0, &[])).await);
 }
