@@ -13,7 +13,7 @@ use jg_hmac::{Error, HeaderKind};
 /// body was cut at `max_request_bytes` (`allow_partial_message: true`).
 const PARTIAL_BODY: &str = "x-envoy-auth-partial-body";
 
-/// The request the layer verifies, with the `Host`-less head Envoy described.
+/// The request the layer verifies: Envoy's description of it, as an `http::Request`.
 pub(super) type Checked = Request<Full<Bytes>>;
 
 /// Why a `CheckRequest` is answered without reaching the layer.
