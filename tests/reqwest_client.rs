@@ -584,3 +584,59 @@ async fn the_deadline_and_the_attempts_are_respected() {
         assert_eq!((response.status().as_u16(), seen.len()), (503, made));
     }
 }
+
+/// The deployed shape: the crate's own `VerifyLayer` with a replay guard on a real axum
+/// server, in front of a handler that first answers `429` then `503` (as a rate limit or
+/// an overloaded upstream would, after verification): every attempt verifies, none is
+/// taken for a replay, and the third is served.
+#[cfg(feature = "tower")]
+#[tokio::test(start_paused = true)]
+async fn the_verify_layer_accepts_every_retry_until_one_is_served() {
+    use axum::http::StatusCode;
+    use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, VerifyLayer};
+
+    let store =
+        InMemoryCredentialStore::from_credentials([Credential::new(CLIENT_ID)
+            .with_key(jg_hmac::SigningKey::new("0", &Secret::from(SECRET)))]);
+    let layer = VerifyLayer::builder(store)
+        .clock(tokio_clock(NOW))
+        .replay_guard(InMemoryReplayGuard::new(100))
+        .build();
+    let served = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&served);
+    let handler = move |who: Authenticated| async move {
+        let answer = match counter.fetch_add(1, Ordering::SeqCst) {
+            0 => (StatusCode::TOO_MANY_REQUESTS, "1"),
+            1 => (StatusCode::SERVICE_UNAVAILABLE, "0"),
+            _ => (StatusCode::OK, ""),
+        };
+        (
+            answer.0,
+            [("retry-after", answer.1)],
+            who.timestamp().to_string(),
+        )
+    };
+    let app = axum::Router::new()
+        .route("/v1/orders/7", axum::routing::put(handler))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let started = tokio::time::Instant::now();
+    let response = retrying(retries(3))
+        .put(format!("http://{addr}/v1/orders/7"))
+        .body(SEED_POST_BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(served.load(Ordering::SeqCst), 3, "three verified attempts");
+    // Signed at NOW, after the 1 s wait, then one second later without a wait.
+    assert_eq!(response.text().await.unwrap(), (NOW + 2).to_string());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+}
