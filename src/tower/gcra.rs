@@ -71,6 +71,7 @@ type Shard = HashMap<Box<str>, u64, BuildHasherDefault<Fnv>>;
 pub struct InMemoryRateLimiter {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
+    max_clients: usize,
     clock: NanoClock,
 }
 
@@ -91,6 +92,7 @@ impl InMemoryRateLimiter {
                 .map(|_| Mutex::new(HashMap::default()))
                 .collect(),
             per_shard: max_clients / shards,
+            max_clients,
             clock: Box::new(move || epoch.elapsed()),
         }
     }
@@ -128,13 +130,14 @@ impl InMemoryRateLimiter {
         self.len() == 0
     }
 
-    /// The most clients tracked at once.
+    /// The most clients tracked at once, as given to [`new`](Self::new) (at least 1; each
+    /// of the up to 16 shards holds a sixteenth of it, rounded down).
     ///
     /// ```
     /// assert_eq!(jg_hmac::tower::InMemoryRateLimiter::new(64).max_clients(), 64);
     /// ```
     pub fn max_clients(&self) -> usize {
-        self.per_shard * self.shards.len()
+        self.max_clients
     }
 
     /// The limiter's clock, in ns.
