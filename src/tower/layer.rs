@@ -63,7 +63,10 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 ///    `timestamp_out_of_range`), the keys' validity (a key that expired while the body
 ///    streamed is not used), the **signature** over the exact bytes against every active
 ///    key ([`Verifier::finish`]), and the **replay guard**, if one is set: a signature is
-///    accepted once.
+///    accepted once. Then the client's **rate limit**, if it has one (its credential's,
+///    else the [default](VerifyLayerBuilder::rate_limit)): over it, `429 rate_limited`
+///    with `Retry-After`; responses to a limited client carry `RateLimit` and
+///    `RateLimit-Policy` (see [`RateLimiter`](super::RateLimiter)).
 /// 4. The inner service gets the request with the same bytes as body and an
 ///    [`Authenticated`](super::Authenticated) in its extensions.
 ///
