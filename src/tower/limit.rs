@@ -193,6 +193,18 @@ impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
     ) -> impl Future<Output = Result<Option<RateDecision>, Error>> + Send {
         (**self).acquire(client_id, limit)
     }
+
+    fn check_and_acquire<G: AsyncReplayGuard>(
+        &self,
+        guard: &G,
+        client_id: &str,
+        signature: &Signature,
+        expires_at: u64,
+        now: u64,
+        limit: Option<RateLimit>,
+    ) -> impl Future<Output = Result<Option<RateDecision>, Error>> + Send {
+        (**self).check_and_acquire(guard, client_id, signature, expires_at, now, limit)
+    }
 }
 
 /// The name of the one policy the layer announces.
