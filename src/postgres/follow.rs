@@ -106,6 +106,7 @@ async fn follow(store: PgCredentialStore, shared: Arc<Shared>) {
                 let _ = tokio::time::timeout(poll, shared.wake.notified()).await;
             }
             Err(error) => {
+                shared.failed(&error);
                 let now = Instant::now();
                 let log = match failing_since {
                     None => {

@@ -1,7 +1,7 @@
 //! The verifiers' read path: every credential in memory, kept current from the event log.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -74,6 +74,8 @@ pub(super) struct Shared {
     refreshes: watch::Sender<u64>,
     /// Wakes the follower (a `NOTIFY`, a caller of `wait_current`).
     pub(super) wake: Notify,
+    /// Why the last refresh failed, while refreshes fail (no secret, no password).
+    last_error: Mutex<Option<String>>,
 }
 
 /// The replica's tasks, stopped with its last handle.
@@ -107,8 +109,14 @@ impl Shared {
         self.credentials.store(Arc::new(next));
     }
 
+    /// A refresh failed: why, for the refusals' messages.
+    pub(super) fn failed(&self, error: &PgError) {
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+    }
+
     /// The replica is current as of now.
     pub(super) fn confirm(&self) {
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.current_at.store(self.clock.now(), Ordering::Release);
         self.refreshes.send_modify(|n| *n += 1);
         self.show();
@@ -141,18 +149,27 @@ impl Shared {
 
     /// Why lookups are refused now, if they are.
     fn refusal(&self) -> Option<PgError> {
-        if !self.is_loaded() {
-            return Some(PgError::NotCurrent(
-                "the credential replica has not loaded yet".to_owned(),
-            ));
-        }
-        let staleness = self.staleness();
-        (staleness > self.max_staleness).then(|| {
-            PgError::NotCurrent(format!(
+        let why = if self.is_loaded() {
+            let staleness = self.staleness();
+            if staleness <= self.max_staleness {
+                return None;
+            }
+            format!(
                 "the credential replica was last current {staleness} s ago (max_staleness {} s)",
                 self.max_staleness
-            ))
-        })
+            )
+        } else {
+            "the credential replica has not loaded yet".to_owned()
+        };
+        let last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Some(PgError::NotCurrent(match last {
+            Some(error) => format!("{why}; last attempt: {error}"),
+            None => why,
+        }))
     }
 }
 
@@ -168,6 +185,7 @@ impl Shared {
             clock,
             refreshes: watch::Sender::new(0),
             wake: Notify::new(),
+            last_error: Mutex::new(None),
         }
     }
 }
