@@ -15,6 +15,8 @@
 )]
 
 mod support;
+#[path = "postgres/pgbouncer.rs"]
+mod pgbouncer;
 #[path = "postgres/replica.rs"]
 mod replica;
 #[path = "postgres/tls.rs"]
