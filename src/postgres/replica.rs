@@ -294,20 +294,20 @@ impl CredentialStore for Replica {
 mod tests {
     use super::*;
 
-    static NOW: AtomicU64 = AtomicU64::new(1_000);
-
-    fn shared() -> Shared {
+    /// A replica's state on a clock of the test's own.
+    fn shared(now: &'static AtomicU64) -> Shared {
         Shared::new(&ReplicaSettings {
             listen: None,
             poll_interval: Duration::from_secs(1),
             max_staleness: Duration::from_secs(300),
-            clock: Arc::new(|| NOW.load(Ordering::Relaxed)),
+            clock: Arc::new(|| now.load(Ordering::Relaxed)),
         })
     }
 
     #[test]
     fn refuses_before_loading_and_past_max_staleness() {
-        let shared = shared();
+        static NOW: AtomicU64 = AtomicU64::new(1_000);
+        let shared = shared(&NOW);
         assert!(shared.refusal().is_some(), "never loaded");
         let mut credentials = Credentials::new();
         credentials.insert("jk_live_a".into(), Arc::new(Credential::new("jk_live_a")));
@@ -322,5 +322,26 @@ mod tests {
         shared.apply(&["jk_live_a".into()], Credentials::new());
         shared.confirm();
         assert!(shared.refusal().is_none() && shared.len() == 0);
+    }
+
+    /// The gauge shows the staleness by the replica's clock.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn the_gauge_shows_the_staleness() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        static NOW: AtomicU64 = AtomicU64::new(1_000);
+        let shared = shared(&NOW);
+        shared.replace(Credentials::new());
+        metrics::with_local_recorder(&recorder, || {
+            shared.confirm();
+            NOW.fetch_add(42, Ordering::Relaxed);
+            shared.show();
+        });
+        let scrape = handle.render();
+        assert!(
+            scrape.contains("jg_hmac_credentials_staleness_seconds 42"),
+            "{scrape}"
+        );
     }
 }
