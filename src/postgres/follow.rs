@@ -23,6 +23,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// While failing, how often the failure is logged again.
 const LOG_AGAIN: Duration = Duration::from_secs(30);
+/// How often whether lookups are answered is judged again (and the gauge set).
+const JUDGE_EVERY: Duration = Duration::from_secs(1);
 /// More events than this since the position: load everything again instead.
 const MAX_EVENTS: i64 = 1_000;
 
@@ -52,7 +54,16 @@ impl PgCredentialStore {
 /// Starts the replica's tasks.
 pub(super) fn start(store: &PgCredentialStore, shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
     let settings = store.replica_settings();
-    let mut tasks = vec![tokio::spawn(follow(store.clone(), Arc::clone(shared)))];
+    let judge = Arc::clone(shared);
+    let mut tasks = vec![
+        tokio::spawn(follow(store.clone(), Arc::clone(shared))),
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(JUDGE_EVERY).await;
+                judge.judge();
+            }
+        }),
+    ];
     match &settings.listen {
         Some((config, tls)) => tasks.push(tokio::spawn(listen(
             config.clone(),
@@ -129,7 +140,6 @@ async fn follow(store: PgCredentialStore, shared: Arc<Shared>) {
                          up to max_staleness; retrying"
                     );
                 }
-                shared.show();
                 let _ = tokio::time::timeout(backoff, shared.wake.notified()).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -168,6 +178,8 @@ async fn refresh(
         // Rows read after the position, so at least as new: events re-read are harmless.
         let at = load::position(&conn).await?;
         shared.replace(load::credentials(&conn, store.keks(), None).await?);
+        // Its buffers grew to the whole table: close it rather than pool it.
+        drop(deadpool_postgres::Object::take(conn));
         Ok(at)
     })
     .await

@@ -35,8 +35,8 @@ use super::store::ReplicaSettings;
 /// credential_store_unavailable`) while the replica has never loaded (it keeps trying),
 /// and when it has not confirmed it is current for longer than
 /// [`max_staleness`](super::PgStoreBuilder::max_staleness) (default 5 min) by the store's
-/// [`clock`](super::PgStoreBuilder::clock): until then, a database outage does not stop
-/// verification. With feature `metrics` the gauge
+/// [`clock`](super::PgStoreBuilder::clock) (judged when it refreshes and every second, so
+/// a lookup reads no clock): until then, a database outage does not stop verification. With feature `metrics` the gauge
 /// [`CREDENTIALS_STALENESS_SECONDS`](crate::metrics::CREDENTIALS_STALENESS_SECONDS)
 /// shows the time since the replica was last current.
 ///
@@ -65,6 +65,10 @@ pub struct Replica {
 pub(super) struct Shared {
     credentials: ArcSwap<Credentials>,
     loaded: AtomicBool,
+    /// Whether lookups are answered: loaded, and current within `max_staleness`. Judged
+    /// when the replica confirms it is current and every second (so a lookup reads no
+    /// clock): past `max_staleness`, lookups fail within a second.
+    serving: AtomicBool,
     /// The clock's second at which the replica was last confirmed current (at start, the
     /// second it started: the staleness of a replica that never loaded grows from there).
     current_at: AtomicU64,
@@ -118,8 +122,18 @@ impl Shared {
     pub(super) fn confirm(&self) {
         *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.current_at.store(self.clock.now(), Ordering::Release);
+        self.judge();
         self.refreshes.send_modify(|n| *n += 1);
-        self.show();
+    }
+
+    /// Decides, by the clock now, whether lookups are answered, and shows the staleness.
+    pub(super) fn judge(&self) {
+        let staleness = self.staleness();
+        self.serving.store(
+            self.is_loaded() && staleness <= self.max_staleness,
+            Ordering::Release,
+        );
+        self.show(staleness);
     }
 
     /// Seconds since the replica was last current.
@@ -139,21 +153,22 @@ impl Shared {
 
     /// Sets the staleness gauge (feature `metrics`; looked up each time, about once a
     /// second, so a recorder installed after the replica started sees it).
-    pub(super) fn show(&self) {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn show(&self, staleness: u64) {
         #[cfg(feature = "metrics")]
         {
             #[allow(clippy::cast_precision_loss)]
-            crate::metrics::credentials_staleness().set(self.staleness() as f64);
+            crate::metrics::credentials_staleness().set(staleness as f64);
         }
     }
 
     /// Why lookups are refused now, if they are.
     fn refusal(&self) -> Option<PgError> {
+        if self.serving.load(Ordering::Acquire) {
+            return None;
+        }
         let why = if self.is_loaded() {
             let staleness = self.staleness();
-            if staleness <= self.max_staleness {
-                return None;
-            }
             format!(
                 "the credential replica was last current {staleness} s ago (max_staleness {} s)",
                 self.max_staleness
@@ -180,6 +195,7 @@ impl Shared {
         Self {
             credentials: ArcSwap::default(),
             loaded: AtomicBool::new(false),
+            serving: AtomicBool::new(false),
             current_at: AtomicU64::new(clock.now()),
             max_staleness: settings.max_staleness.as_secs(),
             clock,
@@ -315,8 +331,11 @@ mod tests {
         shared.confirm();
         assert!(shared.refusal().is_none());
         NOW.store(1_300, Ordering::Relaxed);
+        shared.judge();
         assert!(shared.refusal().is_none(), "at max_staleness");
         NOW.store(1_301, Ordering::Relaxed);
+        assert!(shared.refusal().is_none(), "until judged again");
+        shared.judge();
         let refusal = shared.refusal().map(|e| e.to_string()).unwrap_or_default();
         assert!(refusal.contains("301 s ago"), "{refusal}");
         shared.apply(&["jk_live_a".into()], Credentials::new());
@@ -336,7 +355,7 @@ mod tests {
         metrics::with_local_recorder(&recorder, || {
             shared.confirm();
             NOW.fetch_add(42, Ordering::Relaxed);
-            shared.show();
+            shared.judge();
         });
         let scrape = handle.render();
         assert!(

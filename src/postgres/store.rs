@@ -77,17 +77,7 @@ pub(super) fn epoch_secs(value: i64) -> u64 {
 /// [`Replica`]: super::Replica
 #[derive(Clone)]
 pub struct PgCredentialStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    pool: Pool,
-    config: tokio_postgres::Config,
-    /// The first seals; all open rows that name them.
-    keks: Vec<Arc<dyn Kek>>,
-    timeout: Duration,
-    admin_timeout: Duration,
-    replica: ReplicaSettings,
+    inner: Arc<Parts>,
 }
 
 /// How a [`Replica`](super::Replica) of the store follows the database.
@@ -99,10 +89,11 @@ pub(super) struct ReplicaSettings {
     pub(super) clock: Arc<dyn Clock>,
 }
 
-/// What [`build`](super::PgStoreBuilder::build) gives the store.
+/// What [`build`](super::PgStoreBuilder::build) gives the store: its shared state.
 pub(super) struct Parts {
     pub(super) pool: Pool,
     pub(super) config: tokio_postgres::Config,
+    /// The first seals; all open rows that name them.
     pub(super) keks: Vec<Arc<dyn Kek>>,
     pub(super) timeout: Duration,
     pub(super) admin_timeout: Duration,
@@ -113,23 +104,8 @@ impl PgCredentialStore {
     /// The store around a built pool; [`build`](super::PgStoreBuilder::build) is its
     /// one caller.
     pub(super) fn from_parts(parts: Parts) -> Self {
-        let Parts {
-            pool,
-            config,
-            keks,
-            timeout,
-            admin_timeout,
-            replica,
-        } = parts;
         Self {
-            inner: Arc::new(Inner {
-                pool,
-                config,
-                keks,
-                timeout,
-                admin_timeout,
-                replica,
-            }),
+            inner: Arc::new(parts),
         }
     }
 

@@ -224,8 +224,11 @@ async fn never_loaded_or_too_stale_is_503() {
     clock.set(t0 + 60);
     assert_eq!(signed_get(addr, &id, &secret).await.0, 200, "at max_staleness");
     clock.set(t0 + 61);
+    // Judged every second: within a second, 503.
+    until_status(addr, &id, &secret, 503).await;
     let (status, body) = signed_get(addr, &id, &secret).await;
     assert_eq!(status, 503, "past max_staleness: {body}");
+    assert!(body.contains("credential_store_unavailable"), "{body}");
     let err = early.get(&id).await.unwrap_err().to_string();
     assert!(err.contains("max_staleness 60 s"), "{err}");
     cluster.restart();
