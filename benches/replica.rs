@@ -43,7 +43,13 @@ const ROUNDS: usize = 7;
 
 /// The associated data the store seals a secret with (its client id and key id).
 fn aad(client_id: &str, key_id: &str) -> Vec<u8> {
-    [b"jg-hmac/v1\0", client_id.as_bytes(), b"\0", key_id.as_bytes()].concat()
+    [
+        b"jg-hmac/v1\0",
+        client_id.as_bytes(),
+        b"\0",
+        key_id.as_bytes(),
+    ]
+    .concat()
 }
 
 fn client_id(i: usize) -> String {
@@ -61,7 +67,10 @@ async fn fill(url: &str) {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..CLIENTS {
         let (id, key) = (client_id(i), format!("k{i}"));
-        let sealed = kek.seal(secret_hex(i).as_bytes(), &aad(&id, &key)).await.unwrap();
+        let sealed = kek
+            .seal(secret_hex(i).as_bytes(), &aad(&id, &key))
+            .await
+            .unwrap();
         ids.push(id);
         key_ids.push(key);
         nonces.push(sealed.nonce);
@@ -111,10 +120,7 @@ fn lookup_ns<S: CredentialStore>(store: &S, id: &str) -> f64 {
 
 /// Starts a replica of `store` on a current-thread runtime until it has loaded; returns
 /// it (its tasks parked on `runtime`), the time it took and the heap bytes it holds.
-fn start(
-    runtime: &tokio::runtime::Runtime,
-    store: &PgCredentialStore,
-) -> (Replica, Duration, u64) {
+fn start(runtime: &tokio::runtime::Runtime, store: &PgCredentialStore) -> (Replica, Duration, u64) {
     let mut started = None;
     let info = allocation_counter::measure(|| {
         runtime.block_on(async {
@@ -126,7 +132,11 @@ fn start(
     });
     let (replica, took) = started.unwrap();
     assert_eq!(replica.len(), CLIENTS);
-    (replica, took, u64::try_from(info.bytes_current).unwrap_or(0))
+    (
+        replica,
+        took,
+        u64::try_from(info.bytes_current).unwrap_or(0),
+    )
 }
 
 fn main() {
@@ -185,12 +195,17 @@ fn main() {
         assert_eq!(credential.keys().len(), 1);
         let mut memory = None;
         let info = allocation_counter::measure(|| {
-            memory = Some(InMemoryCredentialStore::from_credentials((0..CLIENTS).map(|i| {
-                Credential::new(client_id(i))
-                    .with_scope("transactions:write")
-                    .with_extension(Environment::Live)
-                    .with_key(SigningKey::new(format!("k{i}"), &Secret::from(secret_hex(i))))
-            })));
+            memory = Some(InMemoryCredentialStore::from_credentials((0..CLIENTS).map(
+                |i| {
+                    Credential::new(client_id(i))
+                        .with_scope("transactions:write")
+                        .with_extension(Environment::Live)
+                        .with_key(SigningKey::new(
+                            format!("k{i}"),
+                            &Secret::from(secret_hex(i)),
+                        ))
+                },
+            )));
         });
         let memory = memory.unwrap();
         println!(

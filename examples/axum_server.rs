@@ -76,10 +76,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let replica = builder.build()?.replica();
         // Requests get 503 until the replica has loaded; it keeps trying.
-        if !replica.wait_current(std::time::Duration::from_secs(10)).await {
+        if !replica
+            .wait_current(std::time::Duration::from_secs(10))
+            .await
+        {
             eprintln!("credentials: PostgreSQL not loaded yet (503 until it is)");
         }
-        eprintln!("credentials: PostgreSQL, {} clients in memory", replica.len());
+        eprintln!(
+            "credentials: PostgreSQL, {} clients in memory",
+            replica.len()
+        );
         return serve(addr, router(replica)).await;
     }
 

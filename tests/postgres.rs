@@ -14,11 +14,11 @@
     clippy::indexing_slicing
 )]
 
-mod support;
 #[path = "postgres/pgbouncer.rs"]
 mod pgbouncer;
 #[path = "postgres/replica.rs"]
 mod replica;
+mod support;
 #[path = "postgres/tls.rs"]
 mod tls;
 
@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use jg_hmac::Environment;
 use jg_hmac::Credential;
+use jg_hmac::Environment;
 use jg_hmac::postgres::{Issued, Kek, LocalKek, NewClient, PgCredentialStore, PgError, Replica};
 use jg_hmac::tower::{Authenticated, CredentialStore, VerifyLayer};
 use jg_hmac::{Clock, SystemClock};

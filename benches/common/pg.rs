@@ -68,7 +68,16 @@ impl BenchCluster {
         let log = cluster.dir.join("log");
         let out = cluster.run(
             "pg_ctl",
-            &["-D", data, "-l", log.to_str()?, "-w", "-o", &options, "start"],
+            &[
+                "-D",
+                data,
+                "-l",
+                log.to_str()?,
+                "-w",
+                "-o",
+                &options,
+                "start",
+            ],
         );
         assert!(out.status.success(), "pg_ctl start: {out:?}");
         Some(cluster)

@@ -215,7 +215,8 @@ async fn session(
     shared: &Arc<Shared>,
     timeout: Duration,
 ) -> (String, bool) {
-    let refused = |e: tokio_postgres::Error| (format!("connect: {}", tls::explain(describe(&e))), false);
+    let refused =
+        |e: tokio_postgres::Error| (format!("connect: {}", tls::explain(describe(&e))), false);
     match tls {
         Tls::Off => match config.connect(NoTls).await {
             Ok((client, connection)) => listening(client, connection, shared, timeout).await,

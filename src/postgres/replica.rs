@@ -1,8 +1,8 @@
 //! The verifiers' read path: every credential in memory, kept current from the event log.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -115,12 +115,18 @@ impl Shared {
 
     /// A refresh failed: why, for the refusals' messages.
     pub(super) fn failed(&self, error: &PgError) {
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
     }
 
     /// The replica is current as of now.
     pub(super) fn confirm(&self) {
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         self.current_at.store(self.clock.now(), Ordering::Release);
         self.judge();
         self.refreshes.send_modify(|n| *n += 1);

@@ -148,7 +148,10 @@ async fn made_up_ids_cost_no_query() {
          reached the database (the replica's polls)",
         IDS / 50
     );
-    assert!(reached * 100 <= IDS, "{reached} statements for {IDS} made-up ids");
+    assert!(
+        reached * 100 <= IDS,
+        "{reached} statements for {IDS} made-up ids"
+    );
 }
 
 /// The database stopped for 10 s: a partner keeps getting 200 from the replica's last
@@ -161,7 +164,12 @@ async fn a_database_restart_is_not_an_outage() {
     };
     assert!(cluster.cli(&["db", "migrate"]).status.success());
     let (id, _, secret) = create(&cluster);
-    let replica = replica(&listening_store(&cluster, Duration::from_secs(300), SystemClock)).await;
+    let replica = replica(&listening_store(
+        &cluster,
+        Duration::from_secs(300),
+        SystemClock,
+    ))
+    .await;
     let addr = serve(app(replica.clone())).await;
     assert_eq!(signed_get(addr, &id, &secret).await.0, 200);
 
@@ -222,7 +230,11 @@ async fn never_loaded_or_too_stale_is_503() {
     // Stale: down again; served until the clock passes max_staleness, then 503.
     cluster.stop();
     clock.set(t0 + 60);
-    assert_eq!(signed_get(addr, &id, &secret).await.0, 200, "at max_staleness");
+    assert_eq!(
+        signed_get(addr, &id, &secret).await.0,
+        200,
+        "at max_staleness"
+    );
     clock.set(t0 + 61);
     // Judged every second: within a second, 503.
     until_status(addr, &id, &secret, 503).await;
@@ -244,7 +256,12 @@ async fn a_change_during_a_held_body_is_final() {
         return;
     };
     assert!(cluster.cli(&["db", "migrate"]).status.success());
-    let replica = replica(&listening_store(&cluster, Duration::from_secs(300), SystemClock)).await;
+    let replica = replica(&listening_store(
+        &cluster,
+        Duration::from_secs(300),
+        SystemClock,
+    ))
+    .await;
     let addr = serve(app(replica.clone())).await;
     let body = br#"{"amount":"5000"}"#;
     for change in ["none", "revoke-key", "revoke", "rotate --overlap 0"] {
