@@ -303,3 +303,33 @@ async fn a_change_during_a_held_body_is_final() {
         }
     }
 }
+
+/// The event log locked (a slow database): refreshes time out, requests are served from
+/// memory meanwhile, and the replica is current again once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_database_is_not_on_the_request_path() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let (id, _, secret) = create(&cluster);
+    let replica = replica(&cluster.store()).await; // refreshes bounded by 800 ms
+    let addr = serve(app(replica.clone())).await;
+    let locker = cluster.sql().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE jg_hmac.key_events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let locked = Instant::now();
+    let mut served = 0;
+    while locked.elapsed() < Duration::from_secs(3) {
+        let (status, body) = signed_get(addr, &id, &secret).await;
+        assert_eq!(status, 200, "with the event log locked: {body}");
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!replica.wait_current(Duration::from_secs(2)).await, "refreshes wait for the lock");
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    assert!(replica.wait_current(Duration::from_secs(10)).await);
+    eprintln!("event log locked 3 s: {served} requests, all 200");
+}
