@@ -20,7 +20,12 @@
 //!    lookup of an `InMemoryCredentialStore` holding the same credentials.
 //!
 //! Not part of CI.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 #[path = "common/pg.rs"]
 mod pg;

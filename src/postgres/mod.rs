@@ -18,7 +18,7 @@
 //!   id as associated data. The database holds only ciphertexts.
 //! - [`migrate`]: the schema, as versioned SQL migrations (`migrations/*.sql`, embedded),
 //!   in the PostgreSQL schema `jg_hmac`. Applying them twice is harmless.
-
+//!
 //! The `jg-hmac` command-line tool (features `cli` and `postgres`) drives the same calls:
 //! `jg-hmac db migrate`, `jg-hmac keys create|rotate|revoke|list|rekey`. The operator's
 //! walk-through is docs/postgres.md.

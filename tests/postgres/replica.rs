@@ -328,7 +328,10 @@ async fn a_slow_database_is_not_on_the_request_path() {
         served += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!replica.wait_current(Duration::from_secs(2)).await, "refreshes wait for the lock");
+    assert!(
+        !replica.wait_current(Duration::from_secs(2)).await,
+        "refreshes wait for the lock"
+    );
     locker.batch_execute("ROLLBACK").await.unwrap();
     assert!(replica.wait_current(Duration::from_secs(10)).await);
     eprintln!("event log locked 3 s: {served} requests, all 200");
