@@ -161,6 +161,20 @@ impl<S, R> VerifyLayer<S, R> {
     pub fn replay_guard(&self) -> &R {
         &self.settings.guard
     }
+
+    /// The largest body read, in bytes (see [`VerifyLayerBuilder::body_limit`]): what a
+    /// front end that buffers bodies for the layer (Envoy's `max_request_bytes`) sizes
+    /// its own limit by.
+    ///
+    /// ```
+    /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
+    ///     .body_limit(4096)
+    ///     .build();
+    /// assert_eq!(layer.body_limit(), 4096);
+    /// ```
+    pub fn body_limit(&self) -> usize {
+        self.settings.body_limit
+    }
 }
 
 impl<S, R> Clone for VerifyLayer<S, R> {
