@@ -166,10 +166,11 @@ async fn refresh(
             let Some(&(last, _)) = events.last() else {
                 return Ok(after);
             };
+            let many = i64::try_from(events.len()).unwrap_or(i64::MAX) > MAX_EVENTS;
             let mut ids: Vec<String> = events.into_iter().map(|(_, id)| id).collect();
             ids.sort_unstable();
             ids.dedup();
-            if ids.len() <= MAX_EVENTS as usize && !ids.iter().any(|id| id == "*") {
+            if !many && !ids.iter().any(|id| id == "*") {
                 let fresh = load::credentials(&conn, store.keks(), Some(&ids)).await?;
                 shared.apply(&ids, fresh);
                 return Ok(last);
