@@ -19,6 +19,9 @@ use super::tls::{self, Tls};
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between attempts: a database back is used within about a second.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between the listener's attempts: shorter, so that a change made just
+/// after the database is back arrives by `NOTIFY`, not at the next poll.
+const LISTEN_MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// How often an idle listening connection is checked with a query.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// While failing, how often the failure is logged again.
@@ -194,7 +197,7 @@ async fn listen(config: tokio_postgres::Config, tls: Tls, shared: Arc<Shared>, t
     loop {
         let started = Instant::now();
         let (why, was_listening) = session(&config, &tls, &shared, timeout).await;
-        if was_listening && started.elapsed() > MAX_BACKOFF {
+        if was_listening && started.elapsed() > LISTEN_MAX_BACKOFF {
             backoff = MIN_BACKOFF;
         }
         tracing::warn!(
@@ -205,7 +208,7 @@ async fn listen(config: tokio_postgres::Config, tls: Tls, shared: Arc<Shared>, t
              reconnects"
         );
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = (backoff * 2).min(LISTEN_MAX_BACKOFF);
     }
 }
 
