@@ -2,14 +2,18 @@
 //!
 //! ```text
 //! cargo bench --bench layer_overhead --features axum,metrics
+//! cargo bench --bench layer_overhead --features axum,metrics,postgres   # with layer+replica
 //! ```
 //!
 //! The same pre-signed `POST /v1/transactions/buy` requests go to services that differ
 //! only in their layer: `baseline` (no layer), `layer` (`VerifyLayer`), `layer+metrics`
 //! (the same, its metrics recorded by a real Prometheus recorder), `layer+replay` (with an
-//! `InMemoryReplayGuard`), `layer+cache` (over a `CachedStore`) and `layer+limit` (a
-//! rate limit checked by the in-process `InMemoryRateLimiter` for every request, with its
-//! `RateLimit` headers). **Every service has the
+//! `InMemoryReplayGuard`), `layer+cache` (over a `CachedStore`), `layer+limit` (a rate
+//! limit checked by the in-process `InMemoryRateLimiter` for every request, with its
+//! `RateLimit` headers) and, with feature
+//! `postgres` and PostgreSQL's server binaries installed, `layer+replica` (over the
+//! PostgreSQL credential replica of a throwaway local cluster, loaded before the run: its
+//! lookups read memory only). **Every service has the
 //! same handler** (it returns the body's length), so the difference to the baseline is the
 //! layer alone: none of the handlers reads the `Authenticated` the layer inserts.
 //!
@@ -54,6 +58,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -87,6 +92,7 @@ enum Config {
     LayerReplay,
     LayerCache,
     LayerLimit,
+    LayerReplica,
 }
 
 impl Config {
@@ -99,9 +105,11 @@ impl Config {
             Config::LayerReplay,
             Config::LayerCache,
             Config::LayerLimit,
+            Config::LayerReplica,
         ]
         .into_iter()
         .filter(|c| *c != Config::LayerMetrics || cfg!(feature = "metrics"))
+        .filter(|c| *c != Config::LayerReplica || replica_case::replica().is_some())
         .collect()
     }
 
@@ -113,6 +121,7 @@ impl Config {
             Config::LayerReplay => "layer+replay",
             Config::LayerCache => "layer+cache",
             Config::LayerLimit => "layer+limit",
+            Config::LayerReplica => "layer+replica",
         }
     }
 }
@@ -124,10 +133,9 @@ async fn handler(body: Bytes) -> String {
 
 /// The example's signed route, with or without verification.
 fn app(config: Config) -> Router {
-    let store =
-        InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example").with_key(
-            SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")),
-        )]);
+    let store = InMemoryCredentialStore::from_credentials([
+        Credential::new("jk_live_example").with_key(SigningKey::new("0", &secret()))
+    ]);
     let router = Router::new()
         .route("/v1/transactions/buy", post(handler))
         .route("/v1/health", get(|| async { "ok" }));
@@ -149,6 +157,82 @@ fn app(config: Config) -> Router {
                 .rate_limit(RateLimit::per_second(1_000_000_000, 1_000_000).unwrap())
                 .build(),
         ),
+        #[cfg(feature = "postgres")]
+        Config::LayerReplica => router.layer(replica_case::layer()),
+        #[cfg(not(feature = "postgres"))]
+        Config::LayerReplica => unreachable!("layer+replica needs feature postgres"),
+    }
+}
+
+/// The secret every configuration's client signs with: the one the database issued when
+/// `layer+replica` runs.
+static SECRET: OnceLock<String> = OnceLock::new();
+
+fn secret() -> Secret {
+    Secret::from(
+        SECRET
+            .get()
+            .map_or("s3cr3t_test_key_justgold", String::as_str),
+    )
+}
+
+#[cfg(feature = "postgres")]
+#[path = "common/pg.rs"]
+mod pg;
+
+/// `layer+replica` (feature `postgres`): a replica of a throwaway cluster holding the one
+/// client, loaded before the run.
+#[cfg(feature = "postgres")]
+mod replica_case {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use jg_hmac::Environment;
+    use jg_hmac::postgres::{LocalKek, NewClient, PgCredentialStore, Replica};
+    use jg_hmac::tower::VerifyLayer;
+
+    use super::pg;
+
+    static REPLICA: OnceLock<Replica> = OnceLock::new();
+
+    pub fn replica() -> Option<&'static Replica> {
+        REPLICA.get()
+    }
+
+    pub fn layer() -> VerifyLayer<Replica> {
+        VerifyLayer::new(REPLICA.get().unwrap().clone())
+    }
+
+    /// Starts the cluster, issues the client, loads the replica; the cluster lives as
+    /// long as what is returned. `None` without PostgreSQL.
+    pub async fn start() -> Option<impl Drop> {
+        let cluster = pg::BenchCluster::start()?;
+        let store = PgCredentialStore::builder(&cluster.url())
+            .unwrap()
+            .kek(LocalKek::from_bytes(&[7; 32]))
+            .build()
+            .unwrap();
+        store.migrate().await.unwrap();
+        let issued = store
+            .create_client(
+                NewClient::new(Environment::Live).client_id("jk_live_example"),
+                "bench",
+                |_| Ok(()),
+            )
+            .await
+            .unwrap();
+        super::SECRET.set(issued.secret_hex().to_owned()).unwrap();
+        let replica = store.replica();
+        assert!(replica.wait_current(Duration::from_secs(30)).await);
+        REPLICA.set(replica).unwrap();
+        Some(cluster)
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+mod replica_case {
+    pub fn replica() -> Option<()> {
+        None
     }
 }
 
@@ -232,8 +316,7 @@ struct Signed {
 
 impl Signed {
     fn new(tag: &str, n: usize) -> Self {
-        let signer =
-            Signer::new("jk_live_example", &Secret::from("s3cr3t_test_key_justgold")).unwrap();
+        let signer = Signer::new("jk_live_example", &secret()).unwrap();
         let ts = SystemClock.now();
         let targets = (0..n)
             .map(|i| {
@@ -414,7 +497,7 @@ fn probe_loop(router: &mut Router, requests: Vec<Request<Body>>) -> usize {
 /// outside `probe_loop`), for callgrind.
 fn probe(name: &str, n: usize) {
     let config = Config::all().into_iter().find(|c| c.name() == name).expect(
-        "a service name: baseline, layer, layer+metrics, layer+replay, layer+cache, layer+limit",
+        "a service name: baseline, layer, layer+metrics, layer+replay, layer+cache, layer+limit, layer+replica",
     );
     #[cfg(feature = "metrics")]
     let _prometheus = recording::install();
@@ -456,12 +539,14 @@ fn main() {
     }
     #[cfg(feature = "metrics")]
     let prometheus = recording::install();
-    let configs = Config::all();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    #[cfg(feature = "postgres")]
+    let _cluster = runtime.block_on(replica_case::start());
+    let configs = Config::all();
     let started = Instant::now();
     runtime.block_on(async {
         let k_max = configs.len();

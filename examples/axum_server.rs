@@ -4,15 +4,18 @@
 //! cargo run --example axum_server --features axum
 //! JG_ADDR=127.0.0.1:9000 cargo run --example axum_server --features axum
 //!
-//! # Credentials from PostgreSQL (docs/postgres.md): cached, revoked at once by NOTIFY
+//! # Credentials from PostgreSQL (docs/postgres.md): a replica in memory, kept current
 //! JG_DATABASE_URL=postgres://jg@127.0.0.1/jg JG_KEK_FILE=/run/secrets/jg-kek \
 //!   cargo run --example axum_server --features axum,postgres
 //! ```
 //!
 //! With feature `postgres` and both `JG_DATABASE_URL` and `JG_KEK_FILE` set, credentials
-//! come from the database (`jg-hmac keys create ...`), behind a 30 s cache that a
-//! LISTEN/NOTIFY listener invalidates as soon as a key changes; `JG_OLD_KEK_FILE` adds a
-//! decrypt-only KEK during a re-key. Otherwise the in-memory demo credential below.
+//! come from the database (`jg-hmac keys create ...`): every verifier holds a replica in
+//! memory, kept current from the event log. `JG_DATABASE_LISTEN_URL`, a direct connection
+//! to the database (when `JG_DATABASE_URL` goes through PgBouncer, the server itself),
+//! makes changes arrive at once by LISTEN/NOTIFY; without it the replica polls every
+//! second. `JG_OLD_KEK_FILE` adds a decrypt-only KEK during a re-key. Otherwise the
+//! in-memory demo credential below.
 //!
 //! Routes: `GET /v1/health` (unsigned), `GET /v1/health/secure` and
 //! `POST /v1/transactions/buy` (signed; the latter echoes the authenticated client id and
@@ -70,7 +73,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::var_os("JG_KEK_FILE"),
     ) {
         use jg_hmac::postgres::{LocalKek, PgCredentialStore};
-        use jg_hmac::tower::CachedStore;
 
         let url = url
             .into_string()
@@ -79,11 +81,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(old) = std::env::var_os("JG_OLD_KEK_FILE") {
             builder = builder.previous_kek(LocalKek::from_file(old)?);
         }
-        let store = builder.build()?;
-        let cache = CachedStore::new(store.clone());
-        let _listener = store.listen(cache.clone()); // revocations reach this instance at once
-        eprintln!("credentials: PostgreSQL (cached 30 s, invalidated by NOTIFY)");
-        return serve(addr, router(cache)?).await;
+        if let Some(direct) = std::env::var_os("JG_DATABASE_LISTEN_URL") {
+            let direct = direct
+                .into_string()
+                .map_err(|_| "JG_DATABASE_LISTEN_URL is not UTF-8")?;
+            builder = builder.listen_url(&direct);
+        }
+        let replica = builder.build()?.replica();
+        // Requests get 503 until the replica has loaded; it keeps trying.
+        if !replica
+            .wait_current(std::time::Duration::from_secs(10))
+            .await
+        {
+            eprintln!("credentials: PostgreSQL not loaded yet (503 until it is)");
+        }
+        eprintln!(
+            "credentials: PostgreSQL, {} clients in memory",
+            replica.len()
+        );
+        return serve(addr, router(replica)?).await;
     }
 
     // In production the store is filled from a database or vault, and refreshed with
