@@ -8,7 +8,9 @@
 //! The same pre-signed `POST /v1/transactions/buy` requests go to services that differ
 //! only in their layer: `baseline` (no layer), `layer` (`VerifyLayer`), `layer+metrics`
 //! (the same, its metrics recorded by a real Prometheus recorder), `layer+replay` (with an
-//! `InMemoryReplayGuard`), `layer+cache` (over a `CachedStore`) and, with feature
+//! `InMemoryReplayGuard`), `layer+cache` (over a `CachedStore`), `layer+limit` (a rate
+//! limit checked by the in-process `InMemoryRateLimiter` for every request, with its
+//! `RateLimit` headers) and, with feature
 //! `postgres` and PostgreSQL's server binaries installed, `layer+replica` (over the
 //! PostgreSQL credential replica of a throwaway local cluster, loaded before the run: its
 //! lookups read memory only). **Every service has the
@@ -68,7 +70,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use jg_hmac::tower::{CachedStore, CredentialStore, InMemoryCredentialStore, VerifyLayer};
-use jg_hmac::{Clock, Credential, InMemoryReplayGuard, Secret, Signer, SigningKey, SystemClock};
+use jg_hmac::{
+    Clock, Credential, InMemoryReplayGuard, RateLimit, Secret, Signer, SigningKey, SystemClock,
+};
 use tower_service::Service;
 
 const ROUNDS: usize = 7;
@@ -87,6 +91,7 @@ enum Config {
     LayerMetrics,
     LayerReplay,
     LayerCache,
+    LayerLimit,
     LayerReplica,
 }
 
@@ -99,6 +104,7 @@ impl Config {
             Config::LayerMetrics,
             Config::LayerReplay,
             Config::LayerCache,
+            Config::LayerLimit,
             Config::LayerReplica,
         ]
         .into_iter()
@@ -114,6 +120,7 @@ impl Config {
             Config::LayerMetrics => "layer+metrics",
             Config::LayerReplay => "layer+replay",
             Config::LayerCache => "layer+cache",
+            Config::LayerLimit => "layer+limit",
             Config::LayerReplica => "layer+replica",
         }
     }
@@ -143,6 +150,13 @@ fn app(config: Config) -> Router {
         // What a database-backed store (PostgreSQL) looks like once warm: every lookup
         // is a hit of the cache in front of it, which never calls the store behind.
         Config::LayerCache => router.layer(VerifyLayer::new(CachedStore::new(store))),
+        // A rate limit every request is checked against (the in-process GCRA, the
+        // `RateLimit` headers on every response), high enough that none is refused.
+        Config::LayerLimit => router.layer(
+            VerifyLayer::builder(store)
+                .rate_limit(RateLimit::per_second(1_000_000_000, 1_000_000).unwrap())
+                .build(),
+        ),
         #[cfg(feature = "postgres")]
         Config::LayerReplica => router.layer(replica_case::layer()),
         #[cfg(not(feature = "postgres"))]
@@ -425,7 +439,12 @@ async fn loopback(config: Config, round: usize) -> Loopback {
                     let request = signed.request(i, &authority);
                     let sent = Instant::now();
                     let response = client.request(request).await.unwrap();
-                    assert_eq!(response.status(), 200);
+                    assert_eq!(
+                        response.status(),
+                        200,
+                        "{config:?}: {:?}",
+                        response.headers()
+                    );
                     response.into_body().collect().await.unwrap();
                     latencies.push(sent.elapsed());
                 }
@@ -477,14 +496,20 @@ fn probe_loop(router: &mut Router, requests: Vec<Request<Body>>) -> usize {
 /// `layer_overhead probe <service> <n>`: `n` requests to one service (after a warm-up
 /// outside `probe_loop`), for callgrind.
 fn probe(name: &str, n: usize) {
-    let config = Config::all()
-        .into_iter()
-        .find(|c| c.name() == name)
-        .expect("a service name: baseline, layer, layer+metrics, layer+replay, layer+cache");
+    let config = Config::all().into_iter().find(|c| c.name() == name).expect(
+        "a service name: baseline, layer, layer+metrics, layer+replay, layer+cache, layer+limit, layer+replica",
+    );
     #[cfg(feature = "metrics")]
     let _prometheus = recording::install();
     #[cfg(feature = "metrics")]
     recording::switch(config == Config::LayerMetrics);
+    // The layer's request deadline is a Tokio timer: poll inside a runtime's context
+    // (nothing waits on it; every request completes in its first poll).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _context = runtime.enter();
     let mut router = app(config);
     let signed = Signed::new("probe", WARM_UP + n);
     let warm_up = (0..WARM_UP).map(|i| signed.request(i, "")).collect();

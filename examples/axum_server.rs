@@ -23,6 +23,18 @@
 //! (the seed spec's). Audit events are printed to stderr. Set `JG_SANDBOX=1` to get the
 //! server's string-to-sign in `invalid_signature` answers.
 //!
+//! Rate limits (docs/rate-limits.md): a partner's own limit comes with its credential
+//! (the store's); `JG_RATE_LIMIT` (e.g. `100/s:200`) sets the limit of partners without
+//! one, and without it they are not limited. Over the limit: `429 rate_limited` with
+//! `Retry-After`; every limited response carries `RateLimit`/`RateLimit-Policy`. With
+//! feature `redis` and `JG_REDIS_URL` set, the replay guard and the limiter live in that
+//! Redis (one script per request), shared by every instance pointed at it:
+//!
+//! ```text
+//! JG_RATE_LIMIT=100/s:200 JG_REDIS_URL=redis://127.0.0.1:6379/ \
+//!   cargo run --example axum_server --features axum,redis
+//! ```
+//!
 //! With the `metrics` feature, `GET /metrics` answers a Prometheus scrape, outside the
 //! verifying layer (in production, serve it on an internal port instead):
 //!
@@ -39,9 +51,10 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use jg_hmac::tower::{
-    Authenticated, CredentialStore, InMemoryCredentialStore, RequireScopeLayer, VerifyLayer,
+    AsyncReplayGuard, Authenticated, CredentialStore, InMemoryCredentialStore, RateLimiter,
+    RequireScopeLayer, VerifyLayer,
 };
-use jg_hmac::{Credential, InMemoryReplayGuard, Secret, SigningKey};
+use jg_hmac::{Credential, InMemoryReplayGuard, RateLimit, Secret, SigningKey};
 use serde_json::{Value, json};
 
 #[tokio::main]
@@ -86,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "credentials: PostgreSQL, {} clients in memory",
             replica.len()
         );
-        return serve(addr, router(replica)).await;
+        return serve(addr, router(replica)?).await;
     }
 
     // In production the store is filled from a database or vault, and refreshed with
@@ -98,15 +111,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))
         .with_scope("transactions:write")]);
     eprintln!("credentials: the in-memory demo credential jk_live_example");
-    serve(addr, router(store)).await
+    serve(addr, router(store)?).await
 }
 
-fn router<S: CredentialStore>(store: S) -> Router {
-    let verify = VerifyLayer::builder(store)
-        .replay_guard(InMemoryReplayGuard::new(100_000))
-        .sandbox_diagnostics(std::env::var_os("JG_SANDBOX").is_some())
-        .build();
+/// The verifying layer over `store`, its replay guard and rate limits as the
+/// environment says, around the routes.
+fn router<S: CredentialStore>(store: S) -> Result<Router, Box<dyn std::error::Error>> {
+    let mut builder =
+        VerifyLayer::builder(store).sandbox_diagnostics(std::env::var_os("JG_SANDBOX").is_some());
+    match std::env::var("JG_RATE_LIMIT") {
+        Ok(text) => {
+            let limit: RateLimit = text
+                .parse()
+                .map_err(|e| format!("JG_RATE_LIMIT={text:?}: {e}"))?;
+            eprintln!("rate limit of partners without their own: {limit}");
+            builder = builder.rate_limit(limit);
+        }
+        Err(_) => eprintln!("rate limits: only partners with their own (no JG_RATE_LIMIT)"),
+    }
+    #[cfg(feature = "redis")]
+    if let Ok(url) = std::env::var("JG_REDIS_URL") {
+        // One guard, both roles: the replay check and the limit in one round trip.
+        let redis = jg_hmac::redis::RedisReplayGuard::new(&url)?;
+        eprintln!("replay guard and rate limiter: Redis (JG_REDIS_URL)");
+        return Ok(routes(
+            builder
+                .replay_guard(redis.clone())
+                .rate_limiter(redis)
+                .build(),
+        ));
+    }
+    eprintln!("replay guard and rate limiter: in process");
+    Ok(routes(
+        builder
+            .replay_guard(InMemoryReplayGuard::new(100_000))
+            .build(),
+    ))
+}
 
+fn routes<S, R, L>(verify: VerifyLayer<S, R, L>) -> Router
+where
+    S: CredentialStore,
+    R: AsyncReplayGuard,
+    L: RateLimiter,
+{
     Router::new()
         .route("/v1/transactions/buy", post(buy))
         .route_layer(RequireScopeLayer::new("transactions:write")) // 403 insufficient_scope
