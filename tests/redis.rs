@@ -138,7 +138,7 @@ async fn keys_live_for_the_rest_of_the_window_plus_skew_and_hold_no_signature() 
     expected.sort();
     assert_eq!(keys, expected);
     for key in &keys {
-        assert!(key.starts_with("jg:replay:15:jk_live_example:"), "{key}");
+        assert!(key.starts_with("jg:replay:{15:jk_live_example}:"), "{key}");
         assert!(!key.contains(&fresh_hex[..16]), "{key}");
     }
 }

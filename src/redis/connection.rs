@@ -36,6 +36,10 @@ use super::url::Target;
 
 /// Bound on one connection attempt (TCP, TLS, the Sentinel lookup, `PING` of a suspect).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a suspect connection (a call on it timed out) has to answer `PING` before it
+/// is replaced: longer than a connection attempt, so that a loaded host's slow answers do
+/// not turn into reconnections.
+const SUSPECT_PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the task asks a Sentinel which node is primary.
 const PRIMARY_CHECK: Duration = Duration::from_millis(250);
 /// First and longest pause between failed connection attempts.
@@ -153,10 +157,6 @@ impl Connection {
     }
 
     /// Runs a Lua script (`EVALSHA`, loading it on `NOSCRIPT`); its reply within `limit`.
-    #[allow(
-        dead_code,
-        reason = "the Redis rate limiter (issue 17) runs its script here"
-    )]
     pub(crate) async fn invoke(
         &self,
         script: &ScriptInvocation<'_>,
@@ -334,7 +334,7 @@ async fn keep(
             (Request::Suspect(_), Some((_, mut conn))) => {
                 let ping = ::redis::cmd("PING");
                 if let Ok(Ok(_)) =
-                    timeout(CONNECT_TIMEOUT, ping.query_async::<Value>(&mut conn)).await
+                    timeout(SUSPECT_PING_TIMEOUT, ping.query_async::<Value>(&mut conn)).await
                 {
                     continue;
                 }

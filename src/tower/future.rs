@@ -14,11 +14,13 @@ use tokio::time::timeout;
 use tower_service::Service;
 
 use crate::error::Error;
+use crate::verified::Verified;
 
 use super::audit;
 use super::authorize::{BoxError, Facts, Refusal, authorize};
 use super::event::Event;
 use super::identity::Authenticated;
+use super::limit::RateLimiter;
 use super::replay::AsyncReplayGuard;
 use super::response::{ResponseBody, VerifiedBody, refusal};
 use super::settings::Settings;
@@ -65,14 +67,15 @@ const X_JG_CLOCK_SKEW: HeaderName = HeaderName::from_static("x-jg-clock-skew");
 
 /// One request through the layer: [`authorize`], then `inner` with the verified bytes
 /// and an [`Authenticated`] (or the refusal), then one [`Event`] to the observers.
-pub(super) async fn respond<S, R, I, B, ResBody>(
-    settings: Arc<Settings<S, R>>,
+pub(super) async fn respond<S, R, L, I, B, ResBody>(
+    settings: Arc<Settings<S, R, L>>,
     mut inner: I,
     request: Request<B>,
 ) -> Result<Response<ResponseBody<ResBody>>, I::Error>
 where
     S: CredentialStore,
     R: AsyncReplayGuard,
+    L: RateLimiter,
     I: Service<Request<VerifiedBody>, Response = Response<ResBody>>,
     B: Body,
     B::Error: Into<BoxError>,
@@ -88,22 +91,35 @@ where
     .await
     {
         Ok(decision) => decision,
-        Err(_) => Err(Refusal {
-            error: Error::RequestTimeout,
-            now: settings.clock.now(),
-            diagnostics: None,
+        // A refusal already decided on the head stands, whoever sent it.
+        Err(_) => Err(match facts.refused {
+            Some((error, now)) => Refusal {
+                error,
+                now,
+                diagnostics: None,
+                rate: None,
+            },
+            None => Refusal {
+                error: Error::RequestTimeout,
+                now: settings.clock.now(),
+                diagnostics: None,
+                rate: None,
+            },
         }),
     };
     let decided_in = started.map(|t| t.elapsed());
     let accepted = match decision {
         Ok(accepted) => accepted,
         Err(refused) => {
-            let response = refusal(
+            let mut response = refusal(
                 refused.error,
                 &request_id,
                 refused.now,
                 refused.diagnostics.as_ref(),
             );
+            if let Some(rate) = refused.rate {
+                rate.write(response.headers_mut());
+            }
             settings.observers.observe(&Event {
                 request_id: &request_id,
                 method: parts.method.as_str(),
@@ -111,8 +127,7 @@ where
                 outcome: Err(refused.error),
                 status: response.status().as_u16(),
                 client_id: facts.client_id,
-                known: facts.known,
-                key_id: None,
+                key_id: facts.verified.as_ref().map(Verified::key_id),
                 signature: facts.signature.as_ref(),
                 skew: facts.timestamp.map(|ts| skew(refused.now, ts)),
                 skew_warning: None,
@@ -131,6 +146,7 @@ where
         .is_some_and(|threshold| skew.unsigned_abs() > threshold)
         .then_some(skew);
     let lookup = facts.lookup;
+    let rate = accepted.rate;
     let who = Authenticated::new(accepted.verified, request_id.clone());
     // The inner service takes the request: keep what the event needs of its head.
     let method = parts.method.clone();
@@ -153,7 +169,6 @@ where
         outcome: Ok(()),
         status: status.as_u16(),
         client_id: Some(who.client_id()),
-        known: Some(true),
         key_id: Some(who.key_id()),
         signature: Some(who.verified().signature()),
         skew: Some(skew),
@@ -168,6 +183,9 @@ where
             response
                 .headers_mut()
                 .insert(X_JG_CLOCK_SKEW, HeaderValue::from(skew));
+        }
+        if let Some(rate) = rate {
+            rate.write(response.headers_mut());
         }
         response.map(ResponseBody::inner)
     })

@@ -6,14 +6,17 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use http::Request;
 use jg_hmac::redis::RedisReplayGuard;
+use jg_hmac::tower::InMemoryCredentialStore;
+use jg_hmac::{Credential, Secret, SigningKey};
 
 use crate::redis_support::{
     NO_HANG, RedisServer, accepted, answers_ping, cli_with, eventually, exactly_one_accepted,
     installed, instance, listens, order, plain_args, replayed, scratch_dir, send, signature_of,
     store, unavailable,
 };
-use crate::support::{CLIENT, T0, free_port};
+use crate::support::{T0, free_port, sign};
 use crate::tls::{tls_args, tls_cli_options, write_pki};
 
 /// Three primaries sharing the 16384 slots, no replicas, the cluster state `ok` on each.
@@ -130,39 +133,75 @@ fn node(port: u16, pki: Option<&PathBuf>) -> Option<RedisServer> {
     RedisServer::spawn("redis-server", &args, port, dir, listens)
 }
 
-/// 30 orders through two instances (one given a single seed node, one all three): each
-/// accepted once, replays refused; their keys on 30 slots spread over every node.
+/// How many partners the cluster tests sign as: their keys spread over the slots.
+const PARTNERS: usize = 30;
+
+/// Partner `i`: its client id and secret.
+fn partner(i: usize) -> (String, String) {
+    (
+        format!("jk_live_partner_{i}"),
+        format!("partner_{i}_secret"),
+    )
+}
+
+/// A store that knows the [`PARTNERS`] partners.
+fn partners() -> InMemoryCredentialStore {
+    InMemoryCredentialStore::from_credentials((0..PARTNERS).map(|i| {
+        let (id, secret) = partner(i);
+        Credential::new(id).with_key(SigningKey::new("0", &Secret::from(secret)))
+    }))
+}
+
+/// An order of partner `i`, signed at T0.
+fn order_of(i: usize) -> Request<Vec<u8>> {
+    let (id, secret) = partner(i);
+    let mut request = order(0);
+    for name in ["x-client-id", "x-timestamp", "x-signature"] {
+        request.headers_mut().remove(name);
+    }
+    sign(request, (&id, &secret), T0)
+}
+
+/// An order of each of 30 partners through two instances (one given a single seed node,
+/// one all three): each accepted once, replays refused. A partner's keys share a hash
+/// tag (one slot), so the partners' keys spread over the slots and every node.
 async fn accepted_once_on_every_node(cluster: &Cluster, host: &str) {
     let ports: Vec<u16> = cluster.ports().collect();
     let one = cluster.guard(&format!("{host}:{}", ports[0]));
-    one.ping().await.unwrap();
     let all = ports
         .iter()
         .map(|p| format!("{host}:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    let a = instance(store(), one.clone(), T0);
-    let b = instance(store(), cluster.guard(&all), T0);
+    let other = cluster.guard(&all);
+    // Connected first (a debug build's TLS handshakes with three nodes take a while).
+    for guard in [&one, &other] {
+        guard.clone().with_timeout(NO_HANG).ping().await.unwrap();
+    }
+    let a = instance(partners(), one.clone(), T0);
+    let b = instance(partners(), other, T0);
 
-    const ORDERS: u64 = 30;
     let mut slots = std::collections::BTreeSet::new();
-    for n in 1..=ORDERS {
-        assert_eq!(send(&a, order(n)).await, accepted(), "order {n}");
-        assert_eq!(send(&b, order(n)).await, replayed(), "order {n} at b");
-        assert_eq!(send(&a, order(n)).await, replayed(), "order {n} at a");
-        let key = one.key(CLIENT, &signature_of(&order(n)));
+    for i in 0..PARTNERS {
+        assert_eq!(send(&a, order_of(i)).await, accepted(), "partner {i}");
+        assert_eq!(send(&b, order_of(i)).await, replayed(), "partner {i} at b");
+        assert_eq!(send(&a, order_of(i)).await, replayed(), "partner {i} at a");
+        let key = one.key(&partner(i).0, &signature_of(&order_of(i)));
         let slot = cluster.cli(ports[0], &["CLUSTER", "KEYSLOT", &key]);
         slots.insert(slot.trim().to_owned());
     }
     // Every node holds some of the keys, and together exactly the orders'.
-    let held: Vec<u64> = ports
+    let held: Vec<usize> = ports
         .iter()
         .map(|p| cluster.cli(*p, &["DBSIZE"]).trim().parse().unwrap())
         .collect();
-    eprintln!("{ORDERS} keys on {} slots, per node {held:?}", slots.len());
+    eprintln!(
+        "{PARTNERS} keys on {} slots, per node {held:?}",
+        slots.len()
+    );
     assert!(slots.len() > 1);
     assert!(held.iter().all(|&h| h > 0), "{held:?}");
-    assert_eq!(held.iter().sum::<u64>(), ORDERS);
+    assert_eq!(held.iter().sum::<usize>(), PARTNERS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
