@@ -28,10 +28,16 @@
 //! one, and without it they are not limited. Over the limit: `429 rate_limited` with
 //! `Retry-After`; every limited response carries `RateLimit`/`RateLimit-Policy`. With
 //! feature `redis` and `JG_REDIS_URL` set, the replay guard and the limiter live in that
-//! Redis (one script per request), shared by every instance pointed at it:
+//! Redis (one script per request), shared by every instance pointed at it
+//! (docs/redis.md): `redis://host:6379/`, `rediss://host:6380/` (TLS; `JG_REDIS_CA_FILE`
+//! names the CA's PEM file, else the system's roots),
+//! `redis+sentinel://s1:26379,s2:26379/mymaster` or `redis+cluster://n1:6379,n2:6379`. The
+//! server does not start without Redis (a `PING`, which also makes the connection); later
+//! it fails closed (503) while Redis is unreachable. Otherwise both are in process.
 //!
 //! ```text
-//! JG_RATE_LIMIT=100/s:200 JG_REDIS_URL=redis://127.0.0.1:6379/ \
+//! JG_RATE_LIMIT=100/s:200 JG_REDIS_URL=rediss://redis.internal:6380/ \
+//!   JG_REDIS_CA_FILE=/etc/jg/redis-ca.pem \
 //!   cargo run --example axum_server --features axum,redis
 //! ```
 //!
@@ -99,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "credentials: PostgreSQL, {} clients in memory",
             replica.len()
         );
-        return serve(addr, router(replica)?).await;
+        return serve(addr, router(replica).await?).await;
     }
 
     // In production the store is filled from a database or vault, and refreshed with
@@ -111,12 +117,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))
         .with_scope("transactions:write")]);
     eprintln!("credentials: the in-memory demo credential jk_live_example");
-    serve(addr, router(store)?).await
+    serve(addr, router(store).await?).await
 }
 
 /// The verifying layer over `store`, its replay guard and rate limits as the
 /// environment says, around the routes.
-fn router<S: CredentialStore>(store: S) -> Result<Router, Box<dyn std::error::Error>> {
+async fn router<S: CredentialStore>(store: S) -> Result<Router, Box<dyn std::error::Error>> {
     let mut builder =
         VerifyLayer::builder(store).sandbox_diagnostics(std::env::var_os("JG_SANDBOX").is_some());
     match std::env::var("JG_RATE_LIMIT") {
@@ -132,7 +138,15 @@ fn router<S: CredentialStore>(store: S) -> Result<Router, Box<dyn std::error::Er
     #[cfg(feature = "redis")]
     if let Ok(url) = std::env::var("JG_REDIS_URL") {
         // One guard, both roles: the replay check and the limit in one round trip.
-        let redis = jg_hmac::redis::RedisReplayGuard::new(&url)?;
+        let mut redis = jg_hmac::redis::RedisReplayGuard::new(&url)?;
+        if let Some(ca) = std::env::var_os("JG_REDIS_CA_FILE") {
+            redis = redis.with_ca_file(ca)?;
+        }
+        // Connect now (TLS handshake included), allowing more than a request's 50 ms.
+        let startup = redis
+            .clone()
+            .with_timeout(std::time::Duration::from_secs(5));
+        startup.ping().await?;
         eprintln!("replay guard and rate limiter: Redis (JG_REDIS_URL)");
         return Ok(routes(
             builder

@@ -92,17 +92,7 @@ impl RedisReplayGuard {
             .arg(ttl)
             .arg(interval)
             .arg(limit.burst());
-        let mut connection = self.connection.clone();
-        let reply = tokio::time::timeout(
-            self.timeout,
-            invocation.invoke_async::<Value>(&mut connection),
-        )
-        .await;
-        let reply = match reply {
-            Ok(Ok(value)) => value,
-            Ok(Err(e)) => return Err(NoAnswer::Redis(e)),
-            Err(_) => return Err(NoAnswer::Timeout(self.timeout)),
-        };
+        let reply = self.connection.invoke(&invocation, self.timeout).await?;
         parse(&reply).ok_or(NoAnswer::Unexpected(reply))
     }
 

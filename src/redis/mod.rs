@@ -18,9 +18,27 @@
 //!   [`RateLimiter`](crate::tower::RateLimiter) (a GCRA per client in one Lua script, on
 //!   Redis time); given to the layer as replay guard *and* limiter, one script does both
 //!   checks, one round trip per request (docs/rate-limits.md).
-//! - **Connections:** one multiplexed connection per guard (a
-//!   [`ConnectionManager`]), reconnecting by itself after Redis restarts. Clones of the
-//!   guard share it.
+//! - **Connections:** one multiplexed connection per guard, kept up by a background task
+//!   that reconnects after Redis restarts (backoff 50 ms to 1 s) and, behind Sentinel,
+//!   follows a failover to the new primary. Clones of the guard share it.
+//!
+//! # URLs
+//!
+//! One URL says where Redis is ([`RedisReplayGuard::new`]); `rediss` instead of `redis`
+//! means TLS (rustls, verifying the server's certificate and host name against the system's
+//! roots, or the CA given with [`with_ca_file`](RedisReplayGuard::with_ca_file); a client
+//! certificate with [`with_client_cert`](RedisReplayGuard::with_client_cert)):
+//!
+//! | Redis | URL |
+//! | --- | --- |
+//! | one endpoint | `redis://[[user]:password@]host[:port][/db]` |
+//! | one endpoint, TLS | `rediss://[[user]:password@]host[:port][/db]` |
+//! | the primary of a Sentinel-managed set | `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]` (Sentinel ports, default 26379; the credentials are the primary's) |
+//! | a Cluster | `redis+cluster://[[user]:password@]host[:port][,host[:port]...]` (any reachable nodes; the rest are discovered) |
+//!
+//! `rediss+sentinel://` (TLS to the Sentinels and the primary, one CA) and
+//! `rediss+cluster://` exist too. `#insecure` (no certificate check) is refused. Percent-encode
+//! `@`, `:` and `/` in passwords.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), redis::RedisError> {
@@ -51,9 +69,12 @@
 //! - **Restarts and failover lose recent keys** unless persisted (AOF) or replicated
 //!   synchronously: for the rest of their window, requests recorded only in the lost
 //!   keys could be replayed once more. Weigh that against the cost of persistence.
-//! - **Redis Cluster** is not supported by this guard's connection (one endpoint);
-//!   a primary with replicas behind one stable address (a managed service's endpoint, a
-//!   proxy in front of Sentinel) is.
+//! - **Sentinel and Cluster:** during a failover the guard fails as its [`FailMode`]
+//!   says, each request bounded by the timeout, until the new primary answers; measured
+//!   figures in docs/redis.md. Set `min-replicas-to-write 1` on Sentinel-managed
+//!   primaries, or a demoted primary keeps accepting writes the new one never sees. On a
+//!   Cluster a partner's keys share one slot (their hash tag), and each request is one
+//!   round trip to the node that owns it.
 //!
 //! # Why one multiplexed connection is enough
 //!
@@ -64,20 +85,26 @@
 //! one socket per instance on the Redis side. (A pool would add a checkout per request
 //! and a dependency, for no gain here.)
 
+mod connection;
+mod url;
+
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 mod limit;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ErrorKind, RedisError, Value};
+use ::redis::aio::ConnectionManager;
+use ::redis::{ErrorKind, RedisError, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::signature::Signature;
 use crate::tower::AsyncReplayGuard;
 use crate::tower::audit::AUDIT_TARGET;
+use connection::{Connection, NoAnswer, TlsFiles, read_pem};
+use url::Target;
 
 /// The `tracing` target of the guard's operational events (why Redis failed, in fail
 /// closed mode; the layer's audit event records the refusal itself).
@@ -151,7 +178,11 @@ pub enum FailMode {
 /// ```
 #[derive(Clone)]
 pub struct RedisReplayGuard {
-    connection: ConnectionManager,
+    connection: Connection,
+    /// Where the connection goes (`None`: a `ConnectionManager` from the caller), and
+    /// with which TLS material: to reopen it when TLS settings are added.
+    target: Option<Target>,
+    tls: TlsFiles,
     /// Shared by the clones of one guard (one connection): a layer given the same guard
     /// as replay guard and as rate limiter checks both in one round trip.
     id: Arc<()>,
@@ -162,44 +193,114 @@ pub struct RedisReplayGuard {
 }
 
 impl RedisReplayGuard {
-    /// A guard for the Redis at `url` (`redis://[:password@]host:port/[db]`), with the
-    /// defaults: prefix `jg:replay:`, timeout 50 ms,
-    /// [`FailMode::Closed`], clock skew 30 s.
+    /// A guard for the Redis at `url`, with the defaults: prefix `jg:replay:`, timeout
+    /// 50 ms, [`FailMode::Closed`], clock skew 30 s. `url` is one of the
+    /// [forms in the module docs](self#urls): `redis://` or `rediss://` (one endpoint),
+    /// `redis+sentinel://` (the primary a set of Sentinels names), `redis+cluster://`.
     ///
     /// It connects on first use, not here: a service starts while Redis is down, and its
     /// requests are then treated as the fail mode says. Call [`ping`](Self::ping) at
     /// startup to refuse to start instead. Lost connections are re-established in the
-    /// background (backoff up to 1 s between attempts).
+    /// background (backoff up to 1 s between attempts); behind Sentinel, to whichever
+    /// node the Sentinels name primary by then.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), redis::RedisError> {
-    /// let guard = jg_hmac::redis::RedisReplayGuard::new("redis://127.0.0.1:6379/")?;
+    /// use jg_hmac::redis::RedisReplayGuard;
+    /// let one = RedisReplayGuard::new("redis://127.0.0.1:6379/")?;
+    /// let sentinel = RedisReplayGuard::new("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster")?;
+    /// let cluster = RedisReplayGuard::new("redis+cluster://10.0.1.1:6379,10.0.1.2:6379")?;
+    /// let tls = RedisReplayGuard::new("rediss://:secret@redis.internal:6380/")?
+    ///     .with_ca_file("/etc/jg/redis-ca.pem")?;
+    /// # let _ = (one, sentinel, cluster, tls);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// A [`RedisError`] if `url` is not one of the accepted forms (the message never
+    /// repeats the URL), or if it is called outside a Tokio runtime.
+    pub fn new(url: &str) -> Result<Self, RedisError> {
+        let target = url::parse(url)?;
+        let tls = TlsFiles::default();
+        let connection = Connection::open(&target, &tls)?;
+        Ok(Self {
+            target: Some(target),
+            tls,
+            ..Self::with_connection(connection)
+        })
+    }
+
+    /// Verifies the server's certificate against the CA certificates in the PEM file at
+    /// `path` instead of the system's roots (a private CA, a managed service's CA
+    /// bundle). The host name in the URL must be in the server's certificate.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), redis::RedisError> {
+    /// let guard = jg_hmac::redis::RedisReplayGuard::new("rediss://redis.internal:6380/")?
+    ///     .with_ca_file("/etc/jg/redis-ca.pem")?;
     /// # let _ = guard;
     /// # Ok(())
     /// # }
     /// ```
     ///
     /// # Errors
-    /// A [`RedisError`] if `url` is not a Redis URL, or if it is called outside a Tokio
-    /// runtime.
-    pub fn new(url: &str) -> Result<Self, RedisError> {
-        let client = Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_max_delay(Duration::from_secs(1));
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(RedisError::from((
-                ErrorKind::Client,
-                "RedisReplayGuard::new must be called within a Tokio runtime",
-            )));
-        }
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self::from_connection_manager(connection))
+    /// A [`RedisError`] if the file cannot be read or holds no certificate, or if the URL
+    /// is not a TLS one (`rediss…`).
+    pub fn with_ca_file(mut self, path: impl AsRef<Path>) -> Result<Self, RedisError> {
+        self.tls.ca = Some(read_pem(path.as_ref(), "CA certificate")?);
+        self.reopen()
     }
 
-    /// A guard on a connection you configured yourself (TLS, by turning on a TLS feature
-    /// of the `redis` crate in your own manifest; your own timeouts and reconnect
-    /// policy), with the defaults of [`new`](Self::new) otherwise.
+    /// Presents a client certificate (PEM, the chain if any) and its private key (PEM)
+    /// to servers that ask for one (`tls-auth-clients yes`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), redis::RedisError> {
+    /// let guard = jg_hmac::redis::RedisReplayGuard::new("rediss://redis.internal:6380/")?
+    ///     .with_ca_file("/etc/jg/redis-ca.pem")?
+    ///     .with_client_cert("/etc/jg/redis-client.pem", "/etc/jg/redis-client.key")?;
+    /// # let _ = guard;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// A [`RedisError`] if a file cannot be read or is not PEM, or if the URL is not a
+    /// TLS one (`rediss…`).
+    pub fn with_client_cert(
+        mut self,
+        cert_path: impl AsRef<Path>,
+        key_path: impl AsRef<Path>,
+    ) -> Result<Self, RedisError> {
+        let cert = read_pem(cert_path.as_ref(), "client certificate")?;
+        let key = read_pem(key_path.as_ref(), "client key")?;
+        self.tls.client = Some((cert, key.into()));
+        self.reopen()
+    }
+
+    /// A new connection to the same target with the TLS material now set.
+    fn reopen(mut self) -> Result<Self, RedisError> {
+        let Some(target) = &self.target else {
+            return Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "a guard made from a ConnectionManager takes TLS settings from that connection",
+            )));
+        };
+        if !target.tls() {
+            return Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "TLS settings need a TLS URL (rediss://, rediss+sentinel://, rediss+cluster://)",
+            )));
+        }
+        self.connection = Connection::open(target, &self.tls)?;
+        self.id = Arc::new(()); // another connection: no longer one with the clones
+        Ok(self)
+    }
+
+    /// A guard on a redis-rs connection you configured yourself (your own timeouts and
+    /// reconnect policy), with the defaults of [`new`](Self::new) otherwise. TLS settings
+    /// ([`with_ca_file`](Self::with_ca_file)) do not apply to it: configure its client.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), redis::RedisError> {
@@ -211,8 +312,14 @@ impl RedisReplayGuard {
     /// # }
     /// ```
     pub fn from_connection_manager(connection: ConnectionManager) -> Self {
+        Self::with_connection(Connection::Manager(connection))
+    }
+
+    fn with_connection(connection: Connection) -> Self {
         Self {
             connection,
+            target: None,
+            tls: TlsFiles::default(),
             id: Arc::new(()),
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
@@ -344,16 +451,9 @@ impl RedisReplayGuard {
     /// # Errors
     /// The [`RedisError`] of a failed call, or one of kind `Io` on timeout.
     pub async fn ping(&self) -> Result<(), RedisError> {
-        let mut connection = self.connection.clone();
         let ping = ::redis::cmd("PING");
-        match tokio::time::timeout(self.timeout, ping.query_async::<Value>(&mut connection)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "redis did not answer PING within the timeout",
-            ))),
-        }
+        self.connection.query(&ping, self.timeout).await?;
+        Ok(())
     }
 
     /// Redis could not vouch for the request: refuse (closed) or accept and say so (open).
@@ -430,23 +530,6 @@ impl fmt::Debug for RedisReplayGuard {
     }
 }
 
-/// Why a call did not give an answer.
-enum NoAnswer {
-    Redis(RedisError),
-    Timeout(Duration),
-    Unexpected(Value),
-}
-
-impl fmt::Display for NoAnswer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Redis(e) => write!(f, "{e}"),
-            Self::Timeout(t) => write!(f, "no answer within {} ms", t.as_millis()),
-            Self::Unexpected(v) => write!(f, "unexpected reply to SET: {v:?}"),
-        }
-    }
-}
-
 impl AsyncReplayGuard for RedisReplayGuard {
     async fn check_and_record(
         &self,
@@ -461,17 +544,13 @@ impl AsyncReplayGuard for RedisReplayGuard {
             .arg("NX")
             .arg("EX")
             .arg(self.ttl(expires_at, now));
-        let mut connection = self.connection.clone();
-        let reply =
-            tokio::time::timeout(self.timeout, set.query_async::<Value>(&mut connection)).await;
-        let failure = match reply {
+        let failure = match self.connection.query(&set, self.timeout).await {
             // `OK`: the key was set, the request is new.
-            Ok(Ok(Value::Okay | Value::SimpleString(_))) => return Ok(()),
+            Ok(Value::Okay | Value::SimpleString(_)) => return Ok(()),
             // `nil`: the key existed, the request was seen before.
-            Ok(Ok(Value::Nil)) => return Err(Error::ReplayedRequest),
-            Ok(Ok(other)) => NoAnswer::Unexpected(other),
-            Ok(Err(e)) => NoAnswer::Redis(e),
-            Err(_) => NoAnswer::Timeout(self.timeout),
+            Ok(Value::Nil) => return Err(Error::ReplayedRequest),
+            Ok(other) => NoAnswer::Unexpected(other),
+            Err(failure) => failure,
         };
         self.unavailable(client_id, signature, &failure)
     }

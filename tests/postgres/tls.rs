@@ -4,21 +4,12 @@
 
 use super::*;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rcgen::{KeyUsagePurpose, SanType};
+use crate::support::pki::ca;
+use rcgen::{CertificateParams, CertifiedIssuer, DnType, KeyPair, SanType};
 
 /// In the URLs: the server (trust authentication) never asks for it, and no message may
 /// repeat it.
 const PASSWORD: &str = "tls-test-pw-do-not-print";
-
-/// A CA certificate (PEM) and its issuer.
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
 
 /// A TLS-only cluster; returns it and the files of the right CA and of another CA.
 fn tls_cluster() -> Option<(Cluster, PathBuf, PathBuf)> {

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod pki;
 pub mod raw;
 
 use std::fmt;

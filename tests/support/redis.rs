@@ -26,7 +26,7 @@ use jg_hmac::{Credential, Secret, Signature, SigningKey};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::support::{CLIENT, SECRET, free_port, sign};
+use crate::support::{CLIENT, SECRET, T0, free_port, sign};
 
 /// "No hang": every call under test must return well within this.
 pub const NO_HANG: Duration = Duration::from_secs(5);
@@ -211,6 +211,7 @@ pub fn listens(port: u16) -> bool {
 }
 
 /// Starts a plain server, or skips the test (see [`RedisServer::start`]).
+#[allow(unused_macros)]
 macro_rules! redis_or_skip {
     () => {
         match RedisServer::start() {
@@ -268,6 +269,16 @@ pub fn buy(ts: u64) -> Request<Vec<u8>> {
     sign(request, (CLIENT, SECRET), ts)
 }
 
+/// The `n`th distinct order, signed at T0: a new signature for each `n`.
+pub fn order(n: u64) -> Request<Vec<u8>> {
+    let body = format!(r#"{{"grams":"1.000","price":"1.00","n":{n}}}"#);
+    let request = Request::post("/v1/transactions/buy")
+        .header("content-type", "application/json")
+        .body(body.into_bytes())
+        .unwrap();
+    sign(request, (CLIENT, SECRET), T0)
+}
+
 pub fn signature_of(request: &Request<Vec<u8>>) -> Signature {
     Signature::from_hex(request.headers()["x-signature"].to_str().unwrap()).unwrap()
 }
@@ -299,6 +310,28 @@ where
     (status, code)
 }
 
+/// Sends `request` 64 times at once, spread over `instances`: exactly one is accepted,
+/// the others are replays.
+pub async fn exactly_one_accepted<S: CredentialStore + Clone>(
+    instances: &[Verify<Ok200, S, RedisReplayGuard>],
+    request: Request<Vec<u8>>,
+) {
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let instance = instances[i % instances.len()].clone();
+            let request = request.clone();
+            tokio::spawn(async move { send(&instance, request).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let ok = outcomes.iter().filter(|o| **o == accepted()).count();
+    let replays = outcomes.iter().filter(|o| **o == replayed()).count();
+    assert_eq!((ok, replays), (1, 63), "{outcomes:?}");
+}
+
 pub fn replayed() -> (u16, String) {
     (401, "replayed_request".to_owned())
 }
@@ -322,7 +355,13 @@ pub async fn inspector(port: u16) -> redis::aio::MultiplexedConnection {
 
 /// `redis-cli -p port args...`: its stdout (panics when it fails).
 pub fn cli(port: u16, args: &[&str]) -> String {
+    cli_with(&[], port, args)
+}
+
+/// `redis-cli options... -p port args...` (options such as `--tls --cacert FILE`).
+pub fn cli_with(options: &[&str], port: u16, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
+        .args(options)
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()
