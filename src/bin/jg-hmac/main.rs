@@ -20,6 +20,10 @@ mod verify;
 #[cfg(feature = "postgres")]
 mod keys;
 
+// `gateway` (feature `gateway`): the verifying reverse proxy.
+#[cfg(feature = "gateway")]
+mod gateway;
+
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -59,6 +63,10 @@ enum Command {
     /// $JG_KEK_FILE). Exit codes: 0 ok, 1 database or KEK failure, 2 usage or input error.
     #[cfg(feature = "postgres")]
     Keys(keys::KeysArgs),
+    /// A reverse proxy that verifies every request, then forwards exactly what it verified,
+    /// with the client's identity, to --upstream (docs/gateway.md).
+    #[cfg(feature = "gateway")]
+    Gateway(Box<gateway::GatewayArgs>),
 }
 
 /// Why the tool stops early.
@@ -85,6 +93,8 @@ fn main() -> ExitCode {
         Command::Db(args) => return keys::db(args),
         #[cfg(feature = "postgres")]
         Command::Keys(args) => return keys::keys(args),
+        #[cfg(feature = "gateway")]
+        Command::Gateway(args) => return gateway::gateway(*args),
     };
     match result {
         Ok(out) => match write_stdout(&out) {

@@ -1,0 +1,1 @@
+//! Placeholder: the Express upstream test comes with examples/express-upstream/.
