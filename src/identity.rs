@@ -1,4 +1,4 @@
-//! The gateway's identity assertion, `X-JG-Identity` (SPEC.md §11): what `jg-hmac gateway`
+//! The gateway's identity assertion, `X-JG-Identity` (SPEC.md §13): what `jg-hmac gateway`
 //! adds to an accepted request so that an upstream other routes can reach checks that the
 //! identity headers came from the gateway.
 //!

@@ -1,5 +1,5 @@
 //! The identity headers an accepted request carries to the upstream, and the signed
-//! `X-JG-Identity` assertion over them (SPEC.md §11, `jg_hmac::identity`).
+//! `X-JG-Identity` assertion over them (SPEC.md §13, `jg_hmac::identity`).
 
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
