@@ -154,6 +154,43 @@ async fn express_checks_the_identity_of_a_request_signed_by_the_cli() {
     assert_eq!(refused.status, 401);
     assert_eq!(refused.code(), "gateway_identity_expired");
 
+    // What docs/gateway.md shows an operator: `jg-hmac sign --curl`, run by the shell.
+    if have("curl") {
+        let request = "GET /v1/balance?currency=XAU HTTP/1.1\r\nHost: api.justgold.me\r\n\r\n";
+        let mut sign = Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
+            .args([
+                "sign",
+                "--client-id",
+                CLIENT,
+                "--secret-env",
+                "JG_TEST_SECRET",
+            ])
+            .args(["--curl", &format!("http://{}", gw.addr)])
+            .env("JG_TEST_SECRET", SECRET)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        sign.stdin
+            .take()
+            .unwrap()
+            .write_all(request.as_bytes())
+            .unwrap();
+        let command = sign.wait_with_output().unwrap();
+        assert!(command.status.success());
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(String::from_utf8(command.stdout).unwrap())
+            .output()
+            .unwrap();
+        let seen: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(seen["target"], "/v1/balance?currency=XAU");
+        assert_eq!(seen["identity"]["clientId"], CLIENT);
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "curl is required in CI");
+    }
+
     // The seed's unsigned health route passes the gateway as a public route.
     let mut health = Raw::connect(gw.addr).await;
     health
