@@ -29,8 +29,9 @@ use super::routes;
 use super::{LOG_TARGET, now};
 
 /// The hop-by-hop headers of RFC 9110 §7.6.1 (and the obsolete ones still seen), never
-/// forwarded in either direction.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// forwarded in either direction; and `Expect`, which the gateway has already answered by
+/// reading the whole body.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -39,6 +40,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
+    header::EXPECT,
 ];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -88,6 +90,13 @@ impl Upstream {
     pub async fn forward_public(&self, request: Request<Body>) -> Response<Body> {
         let request_id = super::fresh_request_id();
         let (mut parts, body) = request.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.inner.body_limit as u64) {
+            return refusal(Error::TooLarge(jg_hmac::LimitKind::Body), &request_id);
+        }
         strip(&mut parts.headers);
         forwarded_for(&mut parts);
         let body = Body::new(http_body_util::Limited::new(body, self.inner.body_limit));

@@ -41,9 +41,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         .request_timeout(config.request_timeout)
         .replay_guard(guard)
         .build();
-    if let (Credentials::File(path), Store::File(store)) = (&config.credentials, layer.store()) {
-        reload_on_sighup(path.clone(), store.clone())?;
-    }
+    let reload = match (&config.credentials, layer.store()) {
+        (Credentials::File(path), Store::File(store)) => Some((path.clone(), store.clone())),
+        _ => None,
+    };
+    reload_on_sighup(reload)?;
     let verified = layer.layer(upstream.clone());
     let public = Arc::new(config.public);
     let front = tower_service_fn(move |request: Request| {
@@ -121,15 +123,19 @@ async fn metrics_endpoint(addr: SocketAddr, ready: Arc<AtomicBool>) -> Result<So
 }
 
 /// On SIGHUP, reads the credentials file again and swaps it in whole; an invalid file
-/// is refused and the credentials in use stay.
+/// is refused and the credentials in use stay. With PostgreSQL there is nothing to reload
+/// (changes arrive by NOTIFY): the signal is logged, and does not stop the process.
 fn reload_on_sighup(
-    path: std::path::PathBuf,
-    store: jg_hmac::tower::InMemoryCredentialStore,
+    file: Option<(std::path::PathBuf, jg_hmac::tower::InMemoryCredentialStore)>,
 ) -> Result<(), String> {
     let mut hangups = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP: {e}"))?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            match super::credentials::load(&path) {
+            let Some((path, store)) = &file else {
+                tracing::info!(target: LOG_TARGET, "SIGHUP: credentials come from PostgreSQL; nothing to reload");
+                continue;
+            };
+            match super::credentials::load(path) {
                 Ok(credentials) => {
                     let clients = credentials.len();
                     store.replace_all(credentials);
