@@ -94,7 +94,11 @@ pub struct ScopeRule {
 #[derive(Debug)]
 pub enum Credentials {
     File(PathBuf),
-    Postgres { url: String, kek_file: PathBuf },
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres {
+        url: String,
+        kek_file: PathBuf,
+    },
 }
 
 /// Everything the gateway runs with.

@@ -32,10 +32,16 @@ const LOG_TARGET: &str = "jg_hmac::gateway";
 /// Runs the gateway until SIGTERM. Exit codes: 0 after a graceful shutdown, 2 on a usage
 /// or configuration error, 1 when serving fails.
 pub fn gateway(args: GatewayArgs) -> ExitCode {
+    // $JG_HMAC_LOG: the level of what goes to stderr (`warn` keeps refusals and failures,
+    // drops the event of each accepted request); `info` by default.
+    let level = std::env::var("JG_HMAC_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
         .init();
     let config = match args.resolve() {
         Ok(config) => config,

@@ -73,6 +73,10 @@ pub async fn run(config: Config) -> Result<(), String> {
         metrics = ?metrics,
         "gateway ready"
     );
+    // Responses go out as soon as they are written (no Nagle delay on small heads).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
