@@ -5,17 +5,19 @@
 //! | name | kind | labels | what |
 //! |---|---|---|---|
 //! | [`REQUESTS_TOTAL`] | counter | `outcome` | every request the layer answered: `accepted` or the wire error code |
-//! | [`CLIENT_REQUESTS_TOTAL`] | counter | `client_id`, `outcome` | the same per client id; ids the store does not know count as `client_id="unknown"` (a request refused on its head alone, e.g. out of the window, never reaches the store: it is named if the store vouched for its id earlier on this instance) |
-//! | [`CLOCK_SKEW_SECONDS`] | histogram | `client_id` | server time minus `X-Timestamp`, for every request whose timestamp parsed; positive: the partner's clock is behind |
-//! | [`KEY_USED_TOTAL`] | counter | `client_id`, `key_id` | which key verified: a rotation's progress |
+//! | [`CLIENT_REQUESTS_TOTAL`] | counter | `client_id`, `outcome` | the same per client id, named only when the request's signature verified under that client's key (accepted or refused all the same: replayed, or out of the window and checked anyway); every other request, `invalid_signature` included, counts as `client_id="unknown"` |
+//! | [`CLOCK_SKEW_SECONDS`] | histogram | `client_id` | server time minus `X-Timestamp`, for every request whose timestamp parsed (named as above); positive: the partner's clock is behind |
+//! | [`KEY_USED_TOTAL`] | counter | `client_id`, `key_id` | which key each verified signature was made with: a rotation's progress |
 //! | [`VERIFY_SECONDS`] | histogram | | the layer's own time per request, from its head to the decision (the body's arrival included, the inner service's time not) |
 //! | [`REPLAY_GUARD_ENTRIES`], [`REPLAY_GUARD_CAPACITY`] | gauges | | an `InMemoryReplayGuard`'s fill |
 //! | [`REPLAY_GUARD_ERRORS_TOTAL`] | counter | | the Redis guard could not answer (error or timeout) |
-//! | [`STORE_LOOKUP_SECONDS`] | histogram | | time a request spent in credential store lookups (one sample per request that reached the store: the lookup on arrival and the one at completion, added) |
+//! | [`STORE_LOOKUP_SECONDS`] | histogram | | time a request spent in credential store lookups (one sample per request that reached the store: the lookup on arrival and the one at completion, added; or the one made to attribute a request refused on its head) |
 //! | [`STORE_ERRORS_TOTAL`] | counter | | credential store lookups that failed |
 //!
 //! No metric carries a secret, a signature, a query string or a body; the only values
-//! taken from requests are client ids the store knows and key ids.
+//! taken from requests are client ids a signature verified under, and key ids. A client
+//! id is public, so an impostor who sends a partner's id moves none of its series; the
+//! audit log keeps the id each request claimed (see `docs/metrics.md`).
 //!
 //! **Install the recorder before the first request.** The layer keeps the handles it
 //! registers (one set per known client), so a recorder installed later sees nothing.
@@ -56,7 +58,8 @@ pub const CLIENT_REQUESTS_TOTAL: &str = "jg_hmac_client_requests_total";
 /// ```
 pub const CLOCK_SKEW_SECONDS: &str = "jg_hmac_clock_skew_seconds";
 
-/// Counter of verified requests by `client_id` and the `key_id` that matched.
+/// Counter of verified signatures (accepted or refused all the same) by `client_id` and
+/// the `key_id` that matched.
 ///
 /// ```
 /// assert_eq!(jg_hmac::metrics::KEY_USED_TOTAL, "jg_hmac_key_used_total");
@@ -105,8 +108,9 @@ pub const STORE_LOOKUP_SECONDS: &str = "jg_hmac_store_lookup_seconds";
 /// ```
 pub const STORE_ERRORS_TOTAL: &str = "jg_hmac_store_errors_total";
 
-/// The `client_id` label of every client id the credential store does not know (and of
-/// malformed ones), so that made-up ids cannot grow the label set.
+/// The `client_id` label of every request whose signature did not verify under the key
+/// of the client it names (made-up, unknown, malformed or forged ids), so that made-up ids
+/// cannot grow the label set and no one but a partner writes to its series.
 pub(crate) const UNKNOWN_CLIENT: &str = "unknown";
 
 /// Buckets for [`CLOCK_SKEW_SECONDS`]: fine around 0 (±1, ±2, ±5 s) and dense on the
@@ -149,7 +153,7 @@ pub fn describe() {
     describe_counter!(
         CLIENT_REQUESTS_TOTAL,
         Unit::Count,
-        "Requests answered by the JG-HMAC layer, by client id (unknown ids as \"unknown\") and outcome"
+        "Requests answered by the JG-HMAC layer, by client id (\"unknown\" unless signed with that client's key) and outcome"
     );
     describe_histogram!(
         CLOCK_SKEW_SECONDS,
@@ -159,7 +163,7 @@ pub fn describe() {
     describe_counter!(
         KEY_USED_TOTAL,
         Unit::Count,
-        "Verified requests by client id and the key that matched"
+        "Verified signatures (accepted or refused all the same) by client id and the key that matched"
     );
     describe_histogram!(
         VERIFY_SECONDS,

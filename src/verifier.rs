@@ -259,6 +259,21 @@ impl Verifier {
         request: &SignedRequest<'a>,
         now: u64,
     ) -> Result<Prepared<'a>, Error> {
+        match self.prepare_attributable(request, now)? {
+            (prepared, None) => Ok(prepared),
+            (_, Some(refused)) => Err(refused),
+        }
+    }
+
+    /// [`Verifier::prepare`], except that a request refused only for its content type or
+    /// its window is `Ok` with that refusal beside it, so that its signature can be checked
+    /// all the same to learn who sent it (never to accept it).
+    #[inline]
+    pub(crate) fn prepare_attributable<'a>(
+        &self,
+        request: &SignedRequest<'a>,
+        now: u64,
+    ) -> Result<(Prepared<'a>, Option<Error>), Error> {
         let headers = &request.headers;
         let target = request.target();
         let client_id = self.client_id(headers)?;
@@ -267,22 +282,30 @@ impl Verifier {
         let signature_raw = single(headers.signature, HeaderKind::Signature)?;
         let signature = Signature::from_hex_bytes(signature_raw)
             .ok_or(Error::MalformedHeader(HeaderKind::Signature))?;
-        let body_must_be_empty = self.check_content_type(headers.content_type)?;
-        self.check_window(timestamp, now)?;
-        let query = CanonicalQuery::parse_limited(
+        let content_type = self.check_content_type(headers.content_type);
+        let refused = content_type
+            .err()
+            .or_else(|| self.check_window(timestamp, now).err());
+        let prepared = CanonicalQuery::parse_limited(
             target.query(),
             self.limits.max_query_len,
             self.limits.max_query_pairs,
-        )?;
-        Ok(Prepared {
+        )
+        .map(|query| Prepared {
             client_id,
             // Digits only, checked above.
             timestamp_raw,
             timestamp,
             signature,
             request: CanonicalRequest::from_parts(request.method(), target.path(), query),
-            body_must_be_empty,
-        })
+            body_must_be_empty: content_type.unwrap_or(false),
+        });
+        match (prepared, refused) {
+            (Ok(prepared), refused) => Ok((prepared, refused)),
+            (Err(error), None) => Err(error),
+            // The content type or the window, before the query's limits.
+            (Err(_), Some(refused)) => Err(refused),
+        }
     }
 
     /// Step two of two, once the body has been read: checks the signature against the
@@ -342,13 +365,36 @@ impl Verifier {
         content: &ContentHash,
         now: u64,
     ) -> Result<Verified, Error> {
+        self.check_complete(prepared, content, now)?;
+        self.check_signature(prepared, credential, content, now)
+    }
+
+    /// What [`Verifier::finish`] checks before the credential: a body without
+    /// `Content-Type` under an allow-list, and the window at `now`.
+    pub(crate) fn check_complete(
+        &self,
+        prepared: &Prepared<'_>,
+        content: &ContentHash,
+        now: u64,
+    ) -> Result<(), Error> {
         // Before the credential, as in the check order (step 2): answered this late, it
         // told a known client (`unsupported_content_type`) from an unknown one even with
         // hidden unknown clients.
         if prepared.body_must_be_empty && *content != ContentHash::EMPTY {
             return Err(Error::UnsupportedContentType);
         }
-        self.check_window(prepared.timestamp, now)?;
+        self.check_window(prepared.timestamp, now)
+    }
+
+    /// The rest of [`Verifier::finish`]: the credential and the signature, whatever the
+    /// window and the content type.
+    pub(crate) fn check_signature(
+        &self,
+        prepared: &Prepared<'_>,
+        credential: Option<Arc<Credential>>,
+        content: &ContentHash,
+        now: u64,
+    ) -> Result<Verified, Error> {
         // `check_client`, keeping the credential.
         let credential = credential.filter(|c| usable(c, prepared.client_id, now));
         if credential.is_none() && !self.hide_unknown_clients {

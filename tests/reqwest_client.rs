@@ -45,9 +45,9 @@ struct Server {
 
 impl Server {
     /// Answers each request that verifies with the next status of `script` (200 once the
-    /// script is used up), and every other request with 401 and the error code. Its
-    /// verifier's clock is `now`.
-    fn start(script: Vec<u16>, now: u64) -> Self {
+    /// script is used up), with a `Retry-After` when one is given, and every other request
+    /// with 401 and the error code. Its verifier's clock is `now`.
+    fn start(script: Vec<(u16, Option<String>)>, now: u64) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, seen) = mpsc::channel();
@@ -86,9 +86,12 @@ impl Server {
                             now,
                         )
                     });
-                let (status, text) = match verdict {
-                    Ok(()) => (script.next().unwrap_or(200), "ok"),
-                    Err(e) => (401, e.code()),
+                let (status, retry_after, text) = match verdict {
+                    Ok(()) => {
+                        let (status, retry_after) = script.next().unwrap_or((200, None));
+                        (status, retry_after, "ok")
+                    }
+                    Err(e) => (401, None, e.code()),
                 };
                 let seen = Seen {
                     target: request.target.clone(),
@@ -101,8 +104,11 @@ impl Server {
                 if tx.send(seen).is_err() {
                     return;
                 }
+                let retry_after = retry_after
+                    .map(|v| format!("Retry-After: {v}\r\n"))
+                    .unwrap_or_default();
                 let response = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    "HTTP/1.1 {status} X\r\n{retry_after}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
                     text.len()
                 );
                 let _ = stream.write_all(response.as_bytes());
@@ -326,7 +332,7 @@ fn retry_policy() -> ExponentialBackoff {
 #[tokio::test]
 async fn signer_inside_retry_signs_each_attempt_afresh() {
     // The first attempt verifies and is recorded by the replay guard, then fails with 503.
-    let server = Server::start(vec![503], 1735550120);
+    let server = Server::start(vec![(503, None)], 1735550120);
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(RetryTransientMiddleware::new_with_policy(retry_policy()))
         .with(SigningMiddleware::new(signer()).with_clock(ticking_clock(1735550100)))
@@ -354,7 +360,7 @@ async fn signer_inside_retry_signs_each_attempt_afresh() {
 async fn signer_outside_retry_resends_a_replayed_signature() {
     // The wrong order, to show why the order matters: the retry resends the first
     // attempt's headers, and the replay guard refuses them.
-    let server = Server::start(vec![503], 1735550120);
+    let server = Server::start(vec![(503, None)], 1735550120);
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(SigningMiddleware::new(signer()).with_clock(ticking_clock(1735550100)))
         .with(RetryTransientMiddleware::new_with_policy(retry_policy()))
@@ -390,17 +396,22 @@ async fn streamed_bodies_are_refused_or_signed_with_a_given_hash() {
         .unwrap_err();
     assert!(matches!(err, SignError::StreamingBody), "{err}");
 
-    let middleware_client = ClientBuilder::new(client.clone())
-        .with(SigningMiddleware::new(signer.clone()).with_clock(clock))
-        .build();
-    let err = middleware_client
-        .post(server.url("/v1/upload"))
-        .body(reqwest::Body::wrap(String::from("streamed")))
-        .send()
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("stream"), "{err}");
-    assert!(server.seen().is_empty(), "nothing was sent");
+    // Through the middleware, retrying or not: never sent, let alone retried.
+    let once = SigningMiddleware::new(signer.clone());
+    let retrying = once.clone().with_retries(3, Duration::from_secs(30));
+    for middleware in [once, retrying] {
+        let middleware_client = ClientBuilder::new(client.clone())
+            .with(middleware.with_clock(clock))
+            .build();
+        let err = middleware_client
+            .put(server.url("/v1/upload"))
+            .body(reqwest::Body::wrap(String::from("streamed")))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("stream"), "{err}");
+        assert!(server.seen().is_empty(), "nothing was sent");
+    }
 
     // A stream whose bytes the caller hashed as it produced them.
     let response = client
@@ -417,4 +428,215 @@ async fn streamed_bodies_are_refused_or_signed_with_a_given_hash() {
     // A builder error is reported, not signed over.
     let err = client.get("not a url").signed(&signer, &clock).unwrap_err();
     assert!(matches!(err, SignError::Build(_)), "{err}");
+}
+
+// ---------------------------------------------------------------- retrying 429 and 503
+// On Tokio's paused clock: a wait advances it at once, and the signing clock follows it,
+// so nothing here reads or asserts wall time.
+
+/// The server's clock in the retry tests.
+const NOW: u64 = 1735550160;
+
+/// A signing clock on Tokio's clock: `start` plus the whole seconds since it was made.
+fn tokio_clock(start: u64) -> impl Fn() -> u64 + Send + Sync + 'static {
+    let origin = tokio::time::Instant::now();
+    move || start + origin.elapsed().as_secs()
+}
+
+fn retrying(middleware: SigningMiddleware) -> reqwest_middleware::ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(middleware.with_clock(tokio_clock(NOW)))
+        .build()
+}
+
+fn answers(statuses: &[(u16, Option<&str>)]) -> Vec<(u16, Option<String>)> {
+    statuses
+        .iter()
+        .map(|(status, after)| (*status, after.map(str::to_owned)))
+        .collect()
+}
+
+/// Sends `request`: its status, the time it took on Tokio's clock, and every attempt the
+/// server saw, each checked to have verified and to be signed later than the one before.
+async fn send(
+    server: &Server,
+    request: reqwest_middleware::RequestBuilder,
+) -> (reqwest::Response, Duration, Vec<Seen>) {
+    let started = tokio::time::Instant::now();
+    let response = request.send().await.unwrap();
+    let seen = server.seen();
+    assert_signed_afresh(&seen);
+    (response, started.elapsed(), seen)
+}
+
+fn retries(attempts: u32) -> SigningMiddleware {
+    SigningMiddleware::new(signer()).with_retries(attempts, Duration::from_secs(30))
+}
+
+/// Every attempt verified, each signed later than the one before.
+#[track_caller]
+fn assert_signed_afresh(seen: &[Seen]) {
+    assert!(seen.iter().all(|s| s.verdict == "ok"), "{seen:?}");
+    let timestamps: Vec<u64> = seen.iter().map(|s| s.timestamp.parse().unwrap()).collect();
+    assert!(timestamps.windows(2).all(|w| w[0] < w[1]), "{timestamps:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_waited_for_and_each_attempt_signed_afresh() {
+    // In seconds, and as an HTTP-date: 2 s after the signing clock's reading at the 503.
+    for (status, after, secs) in [(429, "1", 1), (503, "Mon, 30 Dec 2024 09:16:02 GMT", 2)] {
+        let server = Server::start(answers(&[(status, Some(after))]), NOW);
+        let request = retrying(retries(3)).get(server.url("/v1/health/secure?version=1"));
+        let (response, waited, seen) = send(&server, request).await;
+        assert_eq!(response.status(), 200);
+        let wait = Duration::from_secs(secs);
+        assert!(waited >= wait && waited < wait * 2, "{after}: {waited:?}");
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0].timestamp, NOW.to_string());
+        assert_eq!(seen[1].timestamp, (NOW + secs).to_string());
+        assert_ne!(seen[0].signature, seen[1].signature);
+    }
+
+    // `Retry-After: 0`, or an HTTP-date already past: the clock has not moved, and the
+    // retry is signed one second later all the same, so the replay guard (which recorded
+    // the first attempt) does not refuse it.
+    let past = "Mon, 30 Dec 2024 09:00:00 GMT";
+    let server = Server::start(answers(&[(503, Some("0")), (429, Some(past))]), NOW);
+    let request = retrying(retries(3)).delete(server.url("/v1/orders/7"));
+    let (response, waited, seen) = send(&server, request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!((waited, seen.len()), (Duration::ZERO, 3), "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_503_without_retry_after_backs_off_exponentially() {
+    let server = Server::start(answers(&[(503, None), (503, None), (503, None)]), NOW);
+    let middleware = SigningMiddleware::new(signer())
+        .with_retries(4, Duration::from_secs(60))
+        .with_backoff(Duration::from_secs(1), Duration::from_secs(4));
+    let request = retrying(middleware)
+        .put(server.url("/v1/orders/7"))
+        .body(SEED_POST_BODY);
+    let (response, waited, seen) = send(&server, request).await;
+    assert_eq!(response.status(), 200);
+    // Full jitter: each wait is somewhere from zero to its ceiling, 1 s, 2 s, then 4 s.
+    assert!(waited <= Duration::from_secs(1 + 2 + 4), "{waited:?}");
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen.iter().all(|s| s.body == SEED_POST_BODY.as_bytes()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_methods_marked_retryable_are_retried() {
+    let buy = |client: reqwest_middleware::ClientWithMiddleware, server: &Server| {
+        client
+            .post(server.url("/v1/transactions/buy"))
+            .header("Idempotency-Key", "order-12345")
+            .body(SEED_POST_BODY)
+    };
+    // POST is not retried by default, whatever the answer says.
+    let server = Server::start(answers(&[(429, Some("1"))]), NOW);
+    let (response, _, seen) = send(&server, buy(retrying(retries(3)), &server)).await;
+    assert_eq!((response.status().as_u16(), seen.len()), (429, 1));
+
+    // Marked retryable by the caller (whose endpoint deduplicates on the key it sends).
+    let server = Server::start(answers(&[(429, Some("1"))]), NOW);
+    let client = retrying(retries(3).with_retry_methods([http::Method::POST]));
+    let (response, _, seen) = send(&server, buy(client, &server)).await;
+    assert_eq!((response.status().as_u16(), seen.len()), (200, 2));
+
+    // Without `with_retries`, nothing is retried, not even a GET.
+    let server = Server::start(answers(&[(503, Some("1"))]), NOW);
+    let request = retrying(SigningMiddleware::new(signer())).get(server.url("/v1/ping"));
+    let (response, _, seen) = send(&server, request).await;
+    assert_eq!((response.status().as_u16(), seen.len()), (503, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_and_the_attempts_are_respected() {
+    // A Retry-After past the deadline: the 429 comes back at once, with its header.
+    let server = Server::start(answers(&[(429, Some("10"))]), NOW);
+    let middleware = SigningMiddleware::new(signer()).with_retries(5, Duration::from_secs(5));
+    let request = retrying(middleware).get(server.url("/v1/ping"));
+    let (response, waited, seen) = send(&server, request).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "10");
+    assert_eq!((waited, seen.len()), (Duration::ZERO, 1));
+
+    // Backing off: no wait ends past the deadline. Each wait is at most 2 s, so there is
+    // a second attempt, and at most 3 s of waiting in all.
+    let server = Server::start(vec![(503, None); 20], NOW);
+    let middleware = SigningMiddleware::new(signer())
+        .with_retries(10, Duration::from_secs(3))
+        .with_backoff(Duration::from_secs(2), Duration::from_secs(2));
+    let request = retrying(middleware).get(server.url("/v1/ping"));
+    let (response, waited, seen) = send(&server, request).await;
+    assert_eq!(response.status(), 503);
+    assert!(waited <= Duration::from_secs(3), "{waited:?}");
+    assert!(seen.len() >= 2, "{seen:?}");
+
+    // The attempts: as many as asked for, and never more than 10.
+    for (asked, made) in [(3, 3), (50, 10)] {
+        let server = Server::start(vec![(503, Some("1".to_owned())); 20], NOW);
+        let middleware =
+            SigningMiddleware::new(signer()).with_retries(asked, Duration::from_secs(600));
+        let request = retrying(middleware).get(server.url("/v1/ping"));
+        let (response, _, seen) = send(&server, request).await;
+        assert_eq!((response.status().as_u16(), seen.len()), (503, made));
+    }
+}
+
+/// The deployed shape: the crate's own `VerifyLayer` with a replay guard on a real axum
+/// server, in front of a handler that first answers `429` then `503` (as a rate limit or
+/// an overloaded upstream would, after verification): every attempt verifies, none is
+/// taken for a replay, and the third is served.
+#[cfg(feature = "tower")]
+#[tokio::test(start_paused = true)]
+async fn the_verify_layer_accepts_every_retry_until_one_is_served() {
+    use axum::http::StatusCode;
+    use jg_hmac::tower::{Authenticated, InMemoryCredentialStore, VerifyLayer};
+
+    let store =
+        InMemoryCredentialStore::from_credentials([Credential::new(CLIENT_ID)
+            .with_key(jg_hmac::SigningKey::new("0", &Secret::from(SECRET)))]);
+    let layer = VerifyLayer::builder(store)
+        .clock(tokio_clock(NOW))
+        .replay_guard(InMemoryReplayGuard::new(100))
+        .build();
+    let served = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&served);
+    let handler = move |who: Authenticated| async move {
+        let answer = match counter.fetch_add(1, Ordering::SeqCst) {
+            0 => (StatusCode::TOO_MANY_REQUESTS, "1"),
+            1 => (StatusCode::SERVICE_UNAVAILABLE, "0"),
+            _ => (StatusCode::OK, ""),
+        };
+        (
+            answer.0,
+            [("retry-after", answer.1)],
+            who.timestamp().to_string(),
+        )
+    };
+    let app = axum::Router::new()
+        .route("/v1/orders/7", axum::routing::put(handler))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let started = tokio::time::Instant::now();
+    let response = retrying(retries(3))
+        .put(format!("http://{addr}/v1/orders/7"))
+        .body(SEED_POST_BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(served.load(Ordering::SeqCst), 3, "three verified attempts");
+    // Signed at NOW, after the 1 s wait, then one second later without a wait.
+    assert_eq!(response.text().await.unwrap(), (NOW + 2).to_string());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
 }

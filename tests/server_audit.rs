@@ -169,10 +169,17 @@ async fn audit_events_name_the_client_and_never_a_secret_or_signature() {
     ] {
         assert!(refused.contains(field), "{field} in {refused}");
     }
+    // The claimed id is logged, verified or not; the key only when the signature verified.
+    assert!(
+        refused.contains("client_id=\"jk_live_example\"") && !refused.contains("key_id"),
+        "{refused}"
+    );
     let late = &events[2];
     for field in [
         "outcome=\"timestamp_out_of_range\"",
         "client_id=\"jk_live_other\"",
+        // Out of the window, but signed with the partner's key: its own request.
+        "key_id=\"0\"",
     ] {
         assert!(late.contains(field), "{field} in {late}");
     }

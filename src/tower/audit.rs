@@ -134,6 +134,8 @@ pub(crate) fn record(event: &Event<'_>) {
             client_id,
             method = event.method,
             path,
+            // Only when the signature verified all the same: the claimed client sent it.
+            key_id = event.key_id,
             sig,
             latency_us,
             store_error = event.store_error.map(tracing::field::display),

@@ -14,7 +14,7 @@ use crate::diagnose::{Diagnosis, diagnose};
 use crate::error::{Error, LimitKind};
 use crate::request::SignedRequest;
 use crate::signature::{ContentHash, Signature};
-use crate::verified::Verified;
+use crate::verified::{Prepared, Verified};
 
 use super::body::{BodyError, read_to_limit};
 use super::event::Lookup;
@@ -49,8 +49,12 @@ pub(super) struct Facts<'a> {
     pub(super) client_id: Option<&'a str>,
     pub(super) timestamp: Option<u64>,
     pub(super) signature: Option<Signature>,
-    /// Whether the store was asked about `client_id`, and knew it.
-    pub(super) known: Option<bool>,
+    /// The identity the signature verified under, whatever the outcome: the observers
+    /// name a client only by it (the claimed `client_id` is anyone's to send).
+    pub(super) verified: Option<Verified>,
+    /// A refusal decided on the head, while the body is read to attribute it: the answer
+    /// if the deadline ends that read.
+    pub(super) refused: Option<(Error, u64)>,
     /// The credential store lookup, if one was made.
     pub(super) lookup: Option<Lookup>,
     pub(super) store_error: Option<StoreError>,
@@ -65,6 +69,9 @@ pub(super) struct Facts<'a> {
 /// 4. once the body is complete, the clock and the credential are read again, and against
 ///    them: the window again, the keys' validity (a key revoked, disabled or ended by a
 ///    rotation while the body streamed is not used), the signature, and the replay guard.
+///
+/// A request refused for its window or content type is [attributed](attribute) all the
+/// same: the answer stays the refusal.
 pub(super) async fn authorize<'p, S, R, B>(
     settings: &Settings<S, R>,
     parts: &'p Parts,
@@ -84,7 +91,7 @@ where
         diagnostics: None,
     };
     let request = SignedRequest::from_http(&parts.method, sent_uri(parts), &parts.headers);
-    let prepared = match settings.verifier.prepare(&request, arrived) {
+    let (prepared, refused) = match settings.verifier.prepare_attributable(&request, arrived) {
         Ok(prepared) => prepared,
         Err(e) => {
             facts.client_id = request.headers.claimed_client_id();
@@ -95,23 +102,28 @@ where
     facts.client_id = Some(prepared.client_id());
     facts.timestamp = Some(prepared.timestamp());
     facts.signature = Some(*prepared.signature());
+    // Refused for its content type or window: the answer, once it is attributed.
+    if let Some(e) = refused {
+        if settings.observers.attributes() {
+            facts.refused = Some((e, arrived));
+            attribute(settings, parts, &prepared, body, facts, arrived).await;
+        }
+        return Err(refuse(e, arrived));
+    }
 
     // A client id of another environment is answered like an unknown one, unlooked-up.
-    let other_env = settings
-        .environment
-        .is_some_and(|env| Environment::of(prepared.client_id()) != Some(env));
+    let other_env = other_environment(settings, prepared.client_id());
     // On arrival, the credential decides only whether to read the body at all.
     let on_arrival = if other_env {
         None
     } else {
-        if declared_length(parts).is_some_and(|len| len > settings.body_limit as u64) {
+        if too_large(settings, parts) {
             return Err(refuse(Error::TooLarge(LimitKind::Body), arrived));
         }
         lookup(settings, prepared.client_id(), facts)
             .await
             .map_err(|()| refuse(Error::CredentialStoreUnavailable, arrived))?
     };
-    facts.known = Some(on_arrival.is_some());
     settings
         .verifier
         .check_client(&prepared, on_arrival.as_deref(), arrived)
@@ -138,34 +150,97 @@ where
             .await
             .map_err(|()| refuse(Error::CredentialStoreUnavailable, now))?
     };
-    facts.known = Some(credential.is_some());
     let content = ContentHash::of(&bytes);
     let kept = settings.diagnostics.then(|| credential.clone()).flatten();
-    let verified = settings
+    // `Verifier::finish` in two: a request refused for its window or content type at this
+    // point is attributed by its signature too.
+    let complete = settings.verifier.check_complete(&prepared, &content, now);
+    let signed = settings
         .verifier
-        .finish(&prepared, credential, &content, now)
-        .map_err(|error| Refusal {
-            diagnostics: (settings.diagnostics && error == Error::InvalidSignature).then(|| {
-                Diagnostics {
-                    string_to_sign: prepared.string_to_sign(&content),
-                    hint: kept.as_deref().and_then(|c| hint(c, &request, &bytes, now)),
-                }
-            }),
-            ..refuse(error, now)
-        })?;
+        .check_signature(&prepared, credential, &content, now);
+    if let Err(error) = complete {
+        facts.verified = signed.ok();
+        return Err(refuse(error, now));
+    }
+    let verified = signed.map_err(|error| Refusal {
+        diagnostics: (settings.diagnostics && error == Error::InvalidSignature).then(|| {
+            Diagnostics {
+                string_to_sign: prepared.string_to_sign(&content),
+                hint: kept.as_deref().and_then(|c| hint(c, &request, &bytes, now)),
+            }
+        }),
+        ..refuse(error, now)
+    })?;
     let expires_at = prepared
         .timestamp()
         .saturating_add(settings.verifier.replay_horizon());
-    settings
+    if let Err(e) = settings
         .guard
         .check_and_record(prepared.client_id(), prepared.signature(), expires_at, now)
         .await
-        .map_err(|e| refuse(e, now))?;
+    {
+        facts.verified = Some(verified);
+        return Err(refuse(e, now));
+    }
     Ok(Accepted {
         verified,
         body: bytes,
         now,
     })
+}
+
+/// For a request refused on its head alone (out of the window, a content type not
+/// allowed): whether its signature verifies all the same, under a key of the client it
+/// names. Only then do the observers count it under that client (a partner's drifting
+/// clock shows in its own series), else as `unknown` (an impostor who knows a client id
+/// moves none of that client's series). Never changes the answer.
+///
+/// Bounded like an accepted request: the store is asked (an unknown id, unless unknown
+/// ids are hidden, ends it there), a body is read only within the layer's limit, and
+/// all of it within the request deadline, past which the refusal is answered as is.
+async fn attribute<S, R, B>(
+    settings: &Settings<S, R>,
+    parts: &Parts,
+    prepared: &Prepared<'_>,
+    body: B,
+    facts: &mut Facts<'_>,
+    now: u64,
+) where
+    S: CredentialStore,
+    B: Body,
+{
+    if other_environment(settings, prepared.client_id()) || too_large(settings, parts) {
+        return;
+    }
+    let Ok(credential) = lookup(settings, prepared.client_id(), facts).await else {
+        return;
+    };
+    // A hidden unknown id costs what a known one does, so that timing does not tell them
+    // apart.
+    if credential.is_none() && !settings.verifier.hides_unknown_clients() {
+        return;
+    }
+    let Ok(bytes) = read_to_limit(body, settings.body_limit).await else {
+        return;
+    };
+    let content = ContentHash::of(&bytes);
+    facts.verified = settings
+        .verifier
+        .check_signature(prepared, credential, &content, now)
+        .ok();
+}
+
+/// Whether `client_id` is of another environment than the layer's: answered like an
+/// unknown id, without a lookup.
+fn other_environment<S, R>(settings: &Settings<S, R>, client_id: &str) -> bool {
+    settings
+        .environment
+        .is_some_and(|env| Environment::of(client_id) != Some(env))
+}
+
+/// Whether the declared `Content-Length` is above the body limit.
+fn too_large<S, R>(settings: &Settings<S, R>, parts: &Parts) -> bool {
+    declared_length(parts).is_some_and(|len| len > settings.body_limit as u64)
 }
 
 /// The credential store's answer for `client_id`, recorded in `facts` (timed when an

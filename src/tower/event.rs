@@ -20,12 +20,13 @@ pub(crate) struct Event<'a> {
     pub(crate) outcome: Result<(), Error>,
     /// The status answered: the inner service's for an accepted request.
     pub(crate) status: u16,
-    /// The client id the request claimed, if it could be read.
+    /// The client id the request claimed, if it could be read: verified only when
+    /// `key_id` is set.
     pub(crate) client_id: Option<&'a str>,
-    /// Whether the credential store was asked about `client_id` and knew it (`None`: not
-    /// asked, e.g. refused on its head alone).
-    pub(crate) known: Option<bool>,
-    /// The key that verified, for an accepted request.
+    /// The key of `client_id` the signature verified under, whatever the outcome: for an
+    /// accepted request, and for one refused all the same (replayed; out of the window or
+    /// of a content type not allowed, checked only to attribute it). `None`: no signature
+    /// of that client's was shown, and the metrics count the request as `unknown`.
     pub(crate) key_id: Option<&'a str>,
     /// The signature the request carried, if it parsed.
     pub(crate) signature: Option<&'a Signature>,

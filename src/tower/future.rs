@@ -14,6 +14,7 @@ use tokio::time::timeout;
 use tower_service::Service;
 
 use crate::error::Error;
+use crate::verified::Verified;
 
 use super::audit;
 use super::authorize::{BoxError, Facts, Refusal, authorize};
@@ -88,10 +89,18 @@ where
     .await
     {
         Ok(decision) => decision,
-        Err(_) => Err(Refusal {
-            error: Error::RequestTimeout,
-            now: settings.clock.now(),
-            diagnostics: None,
+        // A refusal already decided on the head stands, whoever sent it.
+        Err(_) => Err(match facts.refused {
+            Some((error, now)) => Refusal {
+                error,
+                now,
+                diagnostics: None,
+            },
+            None => Refusal {
+                error: Error::RequestTimeout,
+                now: settings.clock.now(),
+                diagnostics: None,
+            },
         }),
     };
     let decided_in = started.map(|t| t.elapsed());
@@ -111,8 +120,7 @@ where
                 outcome: Err(refused.error),
                 status: response.status().as_u16(),
                 client_id: facts.client_id,
-                known: facts.known,
-                key_id: None,
+                key_id: facts.verified.as_ref().map(Verified::key_id),
                 signature: facts.signature.as_ref(),
                 skew: facts.timestamp.map(|ts| skew(refused.now, ts)),
                 skew_warning: None,
@@ -153,7 +161,6 @@ where
         outcome: Ok(()),
         status: status.as_u16(),
         client_id: Some(who.client_id()),
-        known: Some(true),
         key_id: Some(who.key_id()),
         signature: Some(who.verified().signature()),
         skew: Some(skew),

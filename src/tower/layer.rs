@@ -48,7 +48,10 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 ///    [`CredentialStore`] lookup: an unknown or revoked client (or one without an active
 ///    key) is refused here too ([`Verifier::check_client`]), unless the verifier [hides
 ///    unknown clients](Verifier::with_hidden_unknown_clients), in which case the body is
-///    read and the answer is `invalid_signature`.
+///    read and the answer is `invalid_signature`. A request refused for its window or
+///    content type is still looked up and its body read (within the limit and the
+///    deadline) when the metrics or the audit log are on, only to learn whether its
+///    signature is its client's: the answer stays the refusal (`docs/metrics.md`).
 /// 2. **Body:** read up to the limit (1 MiB by default); more is `413`. Steps 1 to 3 must
 ///    be done within the [request deadline](VerifyLayerBuilder::request_timeout) (30 s by
 ///    default), else `408 request_timeout`.
@@ -160,6 +163,20 @@ impl<S, R> VerifyLayer<S, R> {
     /// ```
     pub fn replay_guard(&self) -> &R {
         &self.settings.guard
+    }
+
+    /// The largest body read, in bytes (see [`VerifyLayerBuilder::body_limit`]): what a
+    /// front end that buffers bodies for the layer (Envoy's `max_request_bytes`) sizes
+    /// its own limit by.
+    ///
+    /// ```
+    /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
+    ///     .body_limit(4096)
+    ///     .build();
+    /// assert_eq!(layer.body_limit(), 4096);
+    /// ```
+    pub fn body_limit(&self) -> usize {
+        self.settings.body_limit
     }
 }
 

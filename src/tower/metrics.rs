@@ -109,8 +109,8 @@ pub(super) struct LayerMetrics {
     lookup: OnceLock<Histogram>,
     store_errors: OnceLock<Counter>,
     unknown: OnceLock<ClientHandles>,
-    /// Only ids the credential store returned a credential for: made-up ids never get in,
-    /// so the (seeded) fast hash cannot be steered into collisions by a client.
+    /// Only ids a request's signature verified under: made-up ids never get in, so the
+    /// (seeded) fast hash cannot be steered into collisions by a client.
     clients: RwLock<HashMap<Box<str>, Arc<ClientHandles>, foldhash::fast::RandomState>>,
 }
 
@@ -121,17 +121,9 @@ impl std::fmt::Debug for LayerMetrics {
 }
 
 impl LayerMetrics {
-    /// Whether `client_id` was known to the store in an earlier request.
-    fn knows(&self, client_id: &str) -> bool {
-        self.clients
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(client_id)
-    }
-
-    /// One answered request: counted under its client id only if the credential store
-    /// knows that id, from this request's lookup or, for a request refused on its head
-    /// alone (no lookup is made for those), from an earlier one; else as `unknown`.
+    /// One answered request: counted under its client id only if its signature verified
+    /// under that client's key (accepted, or refused all the same), else as `unknown`:
+    /// a client id is public, a signature is not.
     pub(super) fn record(&self, event: &Event<'_>) {
         if let Some(lookup) = event.lookup {
             if let Some(elapsed) = lookup.elapsed {
@@ -156,12 +148,7 @@ impl LayerMetrics {
                 .get_or_init(|| histogram!(VERIFY_SECONDS))
                 .record(elapsed.as_secs_f64());
         }
-        let named = match (event.client_id, event.known) {
-            (Some(_), Some(known)) => known,
-            (Some(id), None) => self.knows(id),
-            (None, _) => false,
-        };
-        match event.client_id.filter(|_| named) {
+        match event.client_id.filter(|_| event.key_id.is_some()) {
             Some(id) => {
                 let clients = self.clients.read().unwrap_or_else(PoisonError::into_inner);
                 if let Some(client) = clients.get(id) {
@@ -193,11 +180,11 @@ impl LayerMetrics {
 mod tests {
     use super::*;
 
-    fn event(
+    fn event<'a>(
         outcome: Result<(), Error>,
-        client_id: Option<&str>,
-        known: Option<bool>,
-    ) -> Event<'_> {
+        client_id: Option<&'a str>,
+        key_id: Option<&'a str>,
+    ) -> Event<'a> {
         Event {
             request_id: "r",
             method: "GET",
@@ -205,8 +192,7 @@ mod tests {
             outcome,
             status: 200,
             client_id,
-            known,
-            key_id: outcome.is_ok().then_some("k1"),
+            key_id,
             signature: None,
             skew: Some(3),
             skew_warning: None,
@@ -228,21 +214,30 @@ mod tests {
     }
 
     #[test]
-    fn only_known_ids_are_kept() {
+    fn only_ids_a_signature_verified_under_are_kept() {
         let m = LayerMetrics::default();
+        let kept = |m: &LayerMetrics| {
+            let clients = m.clients.read().unwrap_or_else(PoisonError::into_inner);
+            clients.keys().map(|k| k.to_string()).collect::<Vec<_>>()
+        };
         m.record(&event(
             Err(Error::InvalidSignature),
             Some("jk_live_a"),
-            Some(false),
+            None,
         ));
-        assert!(!m.knows("jk_live_a"));
         m.record(&event(
             Err(Error::TimestampOutOfRange),
             Some("jk_live_a"),
             None,
         ));
-        assert!(!m.knows("jk_live_a"));
-        m.record(&event(Ok(()), Some("jk_live_a"), Some(true)));
-        assert!(m.knows("jk_live_a"));
+        assert!(kept(&m).is_empty());
+        m.record(&event(
+            Err(Error::TimestampOutOfRange),
+            Some("jk_live_a"),
+            Some("k1"),
+        ));
+        assert_eq!(kept(&m), ["jk_live_a"]);
+        m.record(&event(Ok(()), Some("jk_live_b"), Some("k1")));
+        assert_eq!(kept(&m).len(), 2);
     }
 }

@@ -18,6 +18,13 @@ impl Observers {
         cfg!(feature = "metrics") || audit::enabled()
     }
 
+    /// Whether an observer wants to know whose signature a request refused on its head
+    /// carries (the metrics name a client only by its signature; the audit log shows the
+    /// key), worth a lookup and a body read.
+    pub(super) fn attributes(&self) -> bool {
+        self.timed()
+    }
+
     /// Whether an observer wants the path as sent after the inner service took the
     /// request (the audit log, when something records it).
     pub(super) fn wants_path(&self) -> bool {

@@ -225,3 +225,35 @@ async fn sigterm_finishes_requests_in_flight_and_refuses_new_connections() {
         "new connections are refused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ext_authz_grpc_listens_beside_the_proxy_and_stops_with_it() {
+    let dir = TempDir::new("ext-authz");
+    let creds = dir.file("credentials.toml", credentials().as_bytes());
+    let upstream = Upstream::start(Behaviour::Echo).await;
+    let grpc = format!("127.0.0.1:{}", crate::support::free_port());
+    let mut gw = Gateway::start(
+        &upstream.url(),
+        &[
+            "--credentials",
+            creds.to_str().unwrap(),
+            "--ext-authz-grpc",
+            &grpc,
+        ],
+        &dir.0,
+    )
+    .await;
+    // An HTTP/2 server answers the client preface with its SETTINGS frame (type 4).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(&grpc).await.unwrap();
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut frame = [0u8; 9];
+    conn.read_exact(&mut frame).await.unwrap();
+    assert_eq!(frame[3], 4, "a SETTINGS frame: {frame:?}");
+    drop(conn);
+    gw.signal("TERM");
+    assert!(gw.child.wait().unwrap().success(), "{}", gw.log());
+    assert!(tokio::net::TcpStream::connect(&grpc).await.is_err());
+}

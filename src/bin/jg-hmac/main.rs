@@ -16,6 +16,12 @@ mod sign;
 mod terminal;
 mod verify;
 
+// Envoy's ext_authz gRPC service (feature `ext-authz`); `jg-hmac gateway
+// --ext-authz-grpc ADDR` (feature `gateway`) starts it.
+#[cfg(feature = "ext-authz")]
+#[cfg_attr(not(test), allow(dead_code))]
+mod ext_authz;
+
 // `db` and `keys` (feature `postgres`): partner keys in PostgreSQL.
 #[cfg(feature = "postgres")]
 mod keys;

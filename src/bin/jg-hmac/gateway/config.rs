@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -72,6 +73,10 @@ pub struct GatewayArgs {
     /// Address of the Prometheus endpoint (GET /metrics).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Also serve Envoy's ext_authz gRPC service (Authorization/Check) on ADDR, with the
+    /// same credentials, replay guard and rules (docs/gateway.md, "Envoy ext_authz").
+    #[arg(long, value_name = "ADDR")]
+    pub ext_authz_grpc: Option<SocketAddr>,
 }
 
 /// A route passed unsigned.
@@ -109,7 +114,7 @@ pub struct Config {
     pub upstream: String,
     pub credentials: Credentials,
     pub public: Vec<PublicRoute>,
-    pub scopes: Vec<ScopeRule>,
+    pub scopes: Arc<[ScopeRule]>,
     pub body_limit: usize,
     pub upstream_timeout: Duration,
     pub request_timeout: Duration,
@@ -117,6 +122,7 @@ pub struct Config {
     pub redis: Option<String>,
     pub replay_capacity: usize,
     pub metrics_listen: Option<SocketAddr>,
+    pub ext_authz_grpc: Option<SocketAddr>,
 }
 
 impl GatewayArgs {
@@ -160,7 +166,8 @@ impl GatewayArgs {
             .scope
             .iter()
             .map(|s| parse_scope(s))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
         let identity_key = match &merged.identity_key_file {
             Some(path) => {
                 let key = Zeroizing::new(crate::input::read_secret_file(path).map_err(|e| {
@@ -199,6 +206,7 @@ impl GatewayArgs {
             redis: merged.redis,
             replay_capacity: merged.replay_capacity.unwrap_or(DEFAULT_REPLAY_CAPACITY),
             metrics_listen: merged.metrics_listen,
+            ext_authz_grpc: merged.ext_authz_grpc,
         })
     }
 
@@ -222,6 +230,7 @@ impl GatewayArgs {
             redis: self.redis.or(file.redis),
             replay_capacity: self.replay_capacity.or(file.replay_capacity),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            ext_authz_grpc: self.ext_authz_grpc.or(file.ext_authz_grpc),
         }
     }
 }

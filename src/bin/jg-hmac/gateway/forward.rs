@@ -57,7 +57,7 @@ struct Shared {
     authority: http::uri::Authority,
     timeout: Duration,
     identity_key: Option<Zeroizing<Vec<u8>>>,
-    scopes: Vec<ScopeRule>,
+    scopes: Arc<[ScopeRule]>,
     body_limit: usize,
 }
 
@@ -79,7 +79,7 @@ impl Upstream {
                 authority,
                 timeout: config.upstream_timeout,
                 identity_key: config.identity_key.clone(),
-                scopes: config.scopes.clone(),
+                scopes: Arc::clone(&config.scopes),
                 body_limit: config.body_limit,
             }),
         })

@@ -10,9 +10,10 @@
 //! - `identity`: the identity headers and `X-JG-Identity`;
 //! - `serve`: listeners, probes, metrics, signals.
 //!
-//! The verifying core (`store` and the layer built in `serve`) takes no HTTP server of its
-//! own, so an Envoy ext_authz service can reuse it with its own front end.
+//! - `authz`: `--ext-authz-grpc`, Envoy's ext_authz service (src/bin/jg-hmac/ext_authz/)
+//!   on the same layer.
 
+mod authz;
 mod config;
 mod credentials;
 mod forward;

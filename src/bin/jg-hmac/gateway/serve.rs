@@ -46,6 +46,21 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ => None,
     };
     reload_on_sighup(reload)?;
+    // SIGTERM stops every listener: the proxy's and, with it, ext_authz's.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop.send(true);
+    });
+    let stopping = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    if let Some(addr) = config.ext_authz_grpc {
+        super::authz::spawn(addr, layer.clone(), Arc::clone(&config.scopes), stopping()).await?;
+    }
     let verified = layer.layer(upstream.clone());
     let public = Arc::new(config.public);
     let front = tower_service_fn(move |request: Request| {
@@ -81,7 +96,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown())
+    .with_graceful_shutdown(stopping())
     .await
     .map_err(|e| format!("serving: {e}"))?;
     tracing::info!(target: LOG_TARGET, "gateway stopped");

@@ -25,6 +25,32 @@
 //! whose bytes you can hash while producing them (a file you read first), hash them with
 //! [`BodyHasher`](crate::BodyHasher) and use [`SignExt::signed_with_hash`].
 //!
+//! # Retrying `429` and `503` itself
+//!
+//! [`SigningMiddleware::with_retries`] makes the signer retry what a rate-limited or
+//! overloaded server answers, as the partner API asks ("respect published limits;
+//! exponential backoff"): `429` and `503`, after the response's `Retry-After` (seconds or
+//! an HTTP-date), else after a capped exponential backoff with full jitter
+//! ([`with_backoff`](SigningMiddleware::with_backoff)), within a total deadline and at
+//! most 10 attempts. Each attempt is signed afresh, at a timestamp later than the one
+//! before. Only the methods the caller marks retryable are retried
+//! ([`with_retry_methods`](SigningMiddleware::with_retry_methods); by default the
+//! idempotent `GET`, `HEAD`, `OPTIONS`, `PUT` and `DELETE`, never `POST` unless asked);
+//! a streamed body is never sent at all. Nothing else (other statuses, connection errors)
+//! is retried here: use a retry middleware outside the signer for those, not for `429`/`503`
+//! too, or the attempts multiply.
+//!
+//! ```
+//! use std::time::Duration;
+//! use jg_hmac::reqwest::SigningMiddleware;
+//! # let signer = jg_hmac::Signer::new("jk_live_example", &"secret".into())?;
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(SigningMiddleware::new(signer).with_retries(4, Duration::from_secs(30)))
+//!     .build();
+//! # let _ = client;
+//! # Ok::<(), jg_hmac::Error>(())
+//! ```
+//!
 //! # Retries: where the signer sits
 //!
 //! ```text
@@ -78,8 +104,10 @@
 //! ```
 
 use core::fmt;
+use std::time::Duration;
 
 use ::reqwest::{Request, RequestBuilder, Response};
+use http::Method;
 use reqwest_middleware::{Middleware, Next};
 
 use crate::canonical::CanonicalRequest;
@@ -87,6 +115,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::signature::ContentHash;
 use crate::signer::Signer;
 use crate::target::Target;
+
+mod retry;
+
+use retry::{MAX_ATTEMPTS, RetryPolicy, jitter};
 
 /// Why a reqwest request could not be signed.
 ///
@@ -244,6 +276,7 @@ impl SignExt for RequestBuilder {
 pub struct SigningMiddleware<C = SystemClock> {
     signer: Signer,
     clock: C,
+    retry: RetryPolicy,
 }
 
 impl SigningMiddleware {
@@ -259,6 +292,7 @@ impl SigningMiddleware {
         Self {
             signer,
             clock: SystemClock,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -279,7 +313,80 @@ impl<C> SigningMiddleware<C> {
         SigningMiddleware {
             signer: self.signer,
             clock,
+            retry: self.retry,
         }
+    }
+
+    /// Retries requests answered `429 Too Many Requests` or `503 Service Unavailable`:
+    /// at most `attempts` attempts in all (the first included; at most 10), and no wait
+    /// that would end more than `deadline` after the first attempt started. Each attempt is
+    /// signed afresh. Off by default (one attempt).
+    ///
+    /// Only the [retry methods](Self::with_retry_methods) are retried (by default the
+    /// idempotent `GET`, `HEAD`, `OPTIONS`, `PUT` and `DELETE`). The wait is the
+    /// response's `Retry-After` (seconds or an HTTP-date), else a
+    /// [backoff](Self::with_backoff) with full jitter. When the wait would end past the
+    /// deadline, or the attempts are spent, the `429`/`503` is returned as it came. The
+    /// deadline bounds the waits, not an attempt in flight: bound those with reqwest's
+    /// `ClientBuilder::timeout`. Waiting uses Tokio's timer (a runtime with timers
+    /// enabled, as `#[tokio::main]` makes). See the [module docs](self).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let signer = jg_hmac::Signer::new("jk_live_example", &"secret".into())?;
+    /// let middleware = jg_hmac::reqwest::SigningMiddleware::new(signer)
+    ///     .with_retries(4, Duration::from_secs(30));
+    /// assert!(format!("{middleware:?}").contains("attempts: 4"));
+    /// # Ok::<(), jg_hmac::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_retries(mut self, attempts: u32, deadline: Duration) -> Self {
+        self.retry.attempts = attempts.clamp(1, MAX_ATTEMPTS);
+        self.retry.deadline = deadline;
+        self
+    }
+
+    /// The methods [`with_retries`](Self::with_retries) retries, replacing the default
+    /// `GET`, `HEAD`, `OPTIONS`, `PUT` and `DELETE`.
+    ///
+    /// Whether sending a request twice is safe is the caller's call: add `POST` only for
+    /// endpoints that deduplicate, e.g. on an `Idempotency-Key` header that every attempt
+    /// carries unchanged. A `429` is answered before the request is acted on, but a `503`
+    /// may come from anywhere on the way.
+    ///
+    /// ```
+    /// use http::Method;
+    /// let signer = jg_hmac::Signer::new("jk_live_example", &"secret".into())?;
+    /// let middleware = jg_hmac::reqwest::SigningMiddleware::new(signer)
+    ///     .with_retries(3, std::time::Duration::from_secs(20))
+    ///     .with_retry_methods([Method::GET, Method::POST]);
+    /// assert!(format!("{middleware:?}").contains("POST"));
+    /// # Ok::<(), jg_hmac::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_retry_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.retry.methods = methods.into_iter().collect();
+        self
+    }
+
+    /// The backoff when a retried response has no usable `Retry-After`: before retry
+    /// number `n`, a wait drawn uniformly from zero to `base × 2ⁿ⁻¹`, at most `cap`
+    /// ("full jitter"). Defaults to 500 ms and 30 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let signer = jg_hmac::Signer::new("jk_live_example", &"secret".into())?;
+    /// let middleware = jg_hmac::reqwest::SigningMiddleware::new(signer)
+    ///     .with_retries(5, Duration::from_secs(60))
+    ///     .with_backoff(Duration::from_secs(1), Duration::from_secs(8));
+    /// assert!(format!("{middleware:?}").contains("cap: 8s"));
+    /// # Ok::<(), jg_hmac::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.retry.base = base;
+        self.retry.cap = cap;
+        self
     }
 
     /// The signer.
@@ -299,6 +406,7 @@ impl<C> fmt::Debug for SigningMiddleware<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningMiddleware")
             .field("client_id", &self.signer.client_id())
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -311,8 +419,42 @@ impl<C: Clock + 'static> Middleware for SigningMiddleware<C> {
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        sign_request(&self.signer, &mut request, self.clock.now())
-            .map_err(reqwest_middleware::Error::middleware)?;
-        next.run(request, extensions).await
+        let mut timestamp = self.clock.now();
+        // A body that cannot be copied (a stream) is never retried; signing refuses it.
+        let copy = self
+            .retry
+            .retries(request.method())
+            .then(|| request.try_clone())
+            .flatten();
+        let Some(copy) = copy else {
+            sign_request(&self.signer, &mut request, timestamp)
+                .map_err(reqwest_middleware::Error::middleware)?;
+            return next.run(request, extensions).await;
+        };
+        let started = tokio::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            sign_request(&self.signer, &mut request, timestamp)
+                .map_err(reqwest_middleware::Error::middleware)?;
+            let response = next.clone().run(request, extensions).await?;
+            let wait = self.retry.wait(
+                response.status(),
+                response.headers(),
+                attempt,
+                started.elapsed(),
+                self.clock.now(),
+                jitter,
+            );
+            let (Some(wait), Some(again)) = (wait, copy.try_clone()) else {
+                return Ok(response);
+            };
+            drop(response);
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+            request = again;
+            // Never the previous attempt's timestamp: in the same second it would be the
+            // same signature, which a replay guard that saw it refuses.
+            timestamp = self.clock.now().max(timestamp.saturating_add(1));
+        }
     }
 }
