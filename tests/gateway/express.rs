@@ -21,6 +21,28 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// `request` signed by `CLIENT` through `jg-hmac sign` with `extra` arguments: its stdout.
+fn cli_sign(request: &[u8], extra: &[&str]) -> Vec<u8> {
+    let mut sign = Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
+        .args([
+            "sign",
+            "--client-id",
+            CLIENT,
+            "--secret-env",
+            "JG_TEST_SECRET",
+        ])
+        .args(extra)
+        .env("JG_TEST_SECRET", SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sign.stdin.take().unwrap().write_all(request).unwrap();
+    let out = sign.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
 struct Node(Child);
 
 impl Drop for Node {
@@ -103,29 +125,10 @@ async fn express_checks_the_identity_of_a_request_signed_by_the_cli() {
          Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let mut sign = Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
-        .args([
-            "sign",
-            "--client-id",
-            CLIENT,
-            "--secret-env",
-            "JG_TEST_SECRET",
-        ])
-        .env("JG_TEST_SECRET", SECRET)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    sign.stdin
-        .take()
-        .unwrap()
-        .write_all(request.as_bytes())
-        .unwrap();
-    let signed = sign.wait_with_output().unwrap();
-    assert!(signed.status.success());
+    let signed = cli_sign(request.as_bytes(), &[]);
 
     let mut conn = Raw::connect(gw.addr).await;
-    conn.write(&signed.stdout).await;
+    conn.write(&signed).await;
     let reply = conn.reply().await;
     reply.assert_ok();
     let seen: Value = reply.json();
@@ -157,30 +160,11 @@ async fn express_checks_the_identity_of_a_request_signed_by_the_cli() {
     // What docs/gateway.md shows an operator: `jg-hmac sign --curl`, run by the shell.
     if have("curl") {
         let request = "GET /v1/balance?currency=XAU HTTP/1.1\r\nHost: api.justgold.me\r\n\r\n";
-        let mut sign = Command::new(env!("CARGO_BIN_EXE_jg-hmac"))
-            .args([
-                "sign",
-                "--client-id",
-                CLIENT,
-                "--secret-env",
-                "JG_TEST_SECRET",
-            ])
-            .args(["--curl", &format!("http://{}", gw.addr)])
-            .env("JG_TEST_SECRET", SECRET)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        sign.stdin
-            .take()
-            .unwrap()
-            .write_all(request.as_bytes())
-            .unwrap();
-        let command = sign.wait_with_output().unwrap();
-        assert!(command.status.success());
+        let curl = format!("http://{}", gw.addr);
+        let command = cli_sign(request.as_bytes(), &["--curl", &curl]);
         let out = Command::new("sh")
             .arg("-c")
-            .arg(String::from_utf8(command.stdout).unwrap())
+            .arg(String::from_utf8(command).unwrap())
             .output()
             .unwrap();
         let seen: Value = serde_json::from_slice(&out.stdout)
