@@ -3,6 +3,7 @@
 #   (a) wrk -> upstream                     (direct)
 #   (b) wrk -> nginx proxy_pass -> upstream (plain reverse proxy, keep-alive upstream)
 #   (c) wrk -> jg-hmac gateway -> upstream  (verifying every request, replay guard on)
+#   (d) the same with the route --public    (forwarding alone, to see what verifying costs)
 # The upstream is an nginx server block answering 200 "ok". Every request is pre-signed and
 # unique (scripts/gateway-bench/presign.py), sent by wrk through scripts/gateway-bench/requests.lua;
 # the same requests go to all three, and (c) must answer every one with 200.
@@ -24,7 +25,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-UPSTREAM_PORT=$(port); NGINX_PORT=$(port); GATEWAY_PORT=$(port)
+UPSTREAM_PORT=$(port); NGINX_PORT=$(port); GATEWAY_PORT=$(port); PUBLIC_PORT=$(port)
 
 cargo build --release --quiet --features gateway --bin jg-hmac
 BIN="${CARGO_TARGET_DIR:-target}/release/jg-hmac"
@@ -68,6 +69,10 @@ CONF
 "$BIN" gateway --listen "127.0.0.1:$GATEWAY_PORT" --upstream "http://127.0.0.1:$UPSTREAM_PORT" \
   --credentials "$work/credentials.toml" --replay-capacity 4000000 2>"$work/gateway.log" &
 pids+=($!)
+# (d) the same gateway with the bench's route public: forwarding alone, no verification.
+"$BIN" gateway --listen "127.0.0.1:$PUBLIC_PORT" --upstream "http://127.0.0.1:$UPSTREAM_PORT" \
+  --credentials "$work/credentials.toml" --replay-capacity 1000 --public "GET /v1/balance" 2>/dev/null &
+pids+=($!)
 for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$GATEWAY_PORT/readyz" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$UPSTREAM_PORT/" >/dev/null 2>&1 && break
   sleep 0.1
@@ -100,6 +105,7 @@ PY
   run gateway "$GATEWAY_PORT"
   run nginx "$NGINX_PORT"
   run direct "$UPSTREAM_PORT"
+  run public "$PUBLIC_PORT"
 } > "$work/results.tsv"
 
 python3 - "$work/results.tsv" <<'PY'
@@ -109,8 +115,9 @@ n_rps, n_p99 = float(rows["nginx"][1]), float(rows["nginx"][3])
 print("| path | requests/s | p50 ms | p99 ms | non-2xx | socket errors | vs nginx (rps, p99) |")
 print("|---|---|---|---|---|---|---|")
 labels = {"direct": "(a) direct to the upstream", "nginx": "(b) nginx proxy_pass",
-          "gateway": "(c) jg-hmac gateway, verifying"}
-for key in ("direct", "nginx", "gateway"):
+          "gateway": "(c) jg-hmac gateway, verifying",
+          "public": "(d) jg-hmac gateway, route --public (forwarding only)"}
+for key in ("direct", "nginx", "gateway", "public"):
     name, rps, p50, p99, bad, err = rows[key]
     print(f"| {labels[key]} | {float(rps):.0f} | {p50} | {p99} | {bad} | {err} | "
           f"{float(rps) / n_rps:.2f}x, {float(p99) / n_p99:.2f}x |")
