@@ -2,12 +2,18 @@
 //!
 //! ```text
 //! cargo bench --bench layer_overhead --features axum,metrics
+//! cargo bench --bench layer_overhead --features axum,metrics,postgres   # with layer+replica
 //! ```
 //!
 //! The same pre-signed `POST /v1/transactions/buy` requests go to services that differ
 //! only in their layer: `baseline` (no layer), `layer` (`VerifyLayer`), `layer+metrics`
 //! (the same, its metrics recorded by a real Prometheus recorder), `layer+replay` (with an
-//! `InMemoryReplayGuard`) and `layer+cache` (over a `CachedStore`). **Every service has the
+//! `InMemoryReplayGuard`), `layer+cache` (over a `CachedStore`), `layer+limit` (a rate
+//! limit checked by the in-process `InMemoryRateLimiter` for every request, with its
+//! `RateLimit` headers) and, with feature
+//! `postgres` and PostgreSQL's server binaries installed, `layer+replica` (over the
+//! PostgreSQL credential replica of a throwaway local cluster, loaded before the run: its
+//! lookups read memory only). **Every service has the
 //! same handler** (it returns the body's length), so the difference to the baseline is the
 //! layer alone: none of the handlers reads the `Authenticated` the layer inserts.
 //!
@@ -52,6 +58,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -63,7 +70,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use jg_hmac::tower::{CachedStore, CredentialStore, InMemoryCredentialStore, VerifyLayer};
-use jg_hmac::{Clock, Credential, InMemoryReplayGuard, Secret, Signer, SigningKey, SystemClock};
+use jg_hmac::{
+    Clock, Credential, InMemoryReplayGuard, RateLimit, Secret, Signer, SigningKey, SystemClock,
+};
 use tower_service::Service;
 
 const ROUNDS: usize = 7;
@@ -82,6 +91,8 @@ enum Config {
     LayerMetrics,
     LayerReplay,
     LayerCache,
+    LayerLimit,
+    LayerReplica,
 }
 
 impl Config {
@@ -93,9 +104,12 @@ impl Config {
             Config::LayerMetrics,
             Config::LayerReplay,
             Config::LayerCache,
+            Config::LayerLimit,
+            Config::LayerReplica,
         ]
         .into_iter()
         .filter(|c| *c != Config::LayerMetrics || cfg!(feature = "metrics"))
+        .filter(|c| *c != Config::LayerReplica || replica_case::replica().is_some())
         .collect()
     }
 
@@ -106,6 +120,8 @@ impl Config {
             Config::LayerMetrics => "layer+metrics",
             Config::LayerReplay => "layer+replay",
             Config::LayerCache => "layer+cache",
+            Config::LayerLimit => "layer+limit",
+            Config::LayerReplica => "layer+replica",
         }
     }
 }
@@ -117,10 +133,9 @@ async fn handler(body: Bytes) -> String {
 
 /// The example's signed route, with or without verification.
 fn app(config: Config) -> Router {
-    let store =
-        InMemoryCredentialStore::from_credentials([Credential::new("jk_live_example").with_key(
-            SigningKey::new("0", &Secret::from("s3cr3t_test_key_justgold")),
-        )]);
+    let store = InMemoryCredentialStore::from_credentials([
+        Credential::new("jk_live_example").with_key(SigningKey::new("0", &secret()))
+    ]);
     let router = Router::new()
         .route("/v1/transactions/buy", post(handler))
         .route("/v1/health", get(|| async { "ok" }));
@@ -135,6 +150,89 @@ fn app(config: Config) -> Router {
         // What a database-backed store (PostgreSQL) looks like once warm: every lookup
         // is a hit of the cache in front of it, which never calls the store behind.
         Config::LayerCache => router.layer(VerifyLayer::new(CachedStore::new(store))),
+        // A rate limit every request is checked against (the in-process GCRA, the
+        // `RateLimit` headers on every response), high enough that none is refused.
+        Config::LayerLimit => router.layer(
+            VerifyLayer::builder(store)
+                .rate_limit(RateLimit::per_second(1_000_000_000, 1_000_000).unwrap())
+                .build(),
+        ),
+        #[cfg(feature = "postgres")]
+        Config::LayerReplica => router.layer(replica_case::layer()),
+        #[cfg(not(feature = "postgres"))]
+        Config::LayerReplica => unreachable!("layer+replica needs feature postgres"),
+    }
+}
+
+/// The secret every configuration's client signs with: the one the database issued when
+/// `layer+replica` runs.
+static SECRET: OnceLock<String> = OnceLock::new();
+
+fn secret() -> Secret {
+    Secret::from(
+        SECRET
+            .get()
+            .map_or("s3cr3t_test_key_justgold", String::as_str),
+    )
+}
+
+#[cfg(feature = "postgres")]
+#[path = "common/pg.rs"]
+mod pg;
+
+/// `layer+replica` (feature `postgres`): a replica of a throwaway cluster holding the one
+/// client, loaded before the run.
+#[cfg(feature = "postgres")]
+mod replica_case {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use jg_hmac::Environment;
+    use jg_hmac::postgres::{LocalKek, NewClient, PgCredentialStore, Replica};
+    use jg_hmac::tower::VerifyLayer;
+
+    use super::pg;
+
+    static REPLICA: OnceLock<Replica> = OnceLock::new();
+
+    pub fn replica() -> Option<&'static Replica> {
+        REPLICA.get()
+    }
+
+    pub fn layer() -> VerifyLayer<Replica> {
+        VerifyLayer::new(REPLICA.get().unwrap().clone())
+    }
+
+    /// Starts the cluster, issues the client, loads the replica; the cluster lives as
+    /// long as what is returned. `None` without PostgreSQL.
+    pub async fn start() -> Option<impl Drop> {
+        let cluster = pg::BenchCluster::start()?;
+        let store = PgCredentialStore::builder(&cluster.url())
+            .unwrap()
+            .kek(LocalKek::from_bytes(&[7; 32]))
+            .build()
+            .unwrap();
+        store.migrate().await.unwrap();
+        let issued = store
+            .create_client(
+                NewClient::new(Environment::Live).client_id("jk_live_example"),
+                "bench",
+                |_| Ok(()),
+            )
+            .await
+            .unwrap();
+        super::SECRET.set(issued.secret_hex().to_owned()).unwrap();
+        let replica = store.replica();
+        assert!(replica.wait_current(Duration::from_secs(30)).await);
+        REPLICA.set(replica).unwrap();
+        Some(cluster)
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+mod replica_case {
+    pub fn replica() -> Option<()> {
+        None
     }
 }
 
@@ -218,8 +316,7 @@ struct Signed {
 
 impl Signed {
     fn new(tag: &str, n: usize) -> Self {
-        let signer =
-            Signer::new("jk_live_example", &Secret::from("s3cr3t_test_key_justgold")).unwrap();
+        let signer = Signer::new("jk_live_example", &secret()).unwrap();
         let ts = SystemClock.now();
         let targets = (0..n)
             .map(|i| {
@@ -342,7 +439,12 @@ async fn loopback(config: Config, round: usize) -> Loopback {
                     let request = signed.request(i, &authority);
                     let sent = Instant::now();
                     let response = client.request(request).await.unwrap();
-                    assert_eq!(response.status(), 200);
+                    assert_eq!(
+                        response.status(),
+                        200,
+                        "{config:?}: {:?}",
+                        response.headers()
+                    );
                     response.into_body().collect().await.unwrap();
                     latencies.push(sent.elapsed());
                 }
@@ -394,14 +496,20 @@ fn probe_loop(router: &mut Router, requests: Vec<Request<Body>>) -> usize {
 /// `layer_overhead probe <service> <n>`: `n` requests to one service (after a warm-up
 /// outside `probe_loop`), for callgrind.
 fn probe(name: &str, n: usize) {
-    let config = Config::all()
-        .into_iter()
-        .find(|c| c.name() == name)
-        .expect("a service name: baseline, layer, layer+metrics, layer+replay, layer+cache");
+    let config = Config::all().into_iter().find(|c| c.name() == name).expect(
+        "a service name: baseline, layer, layer+metrics, layer+replay, layer+cache, layer+limit, layer+replica",
+    );
     #[cfg(feature = "metrics")]
     let _prometheus = recording::install();
     #[cfg(feature = "metrics")]
     recording::switch(config == Config::LayerMetrics);
+    // The layer's request deadline is a Tokio timer: poll inside a runtime's context
+    // (nothing waits on it; every request completes in its first poll).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _context = runtime.enter();
     let mut router = app(config);
     let signed = Signed::new("probe", WARM_UP + n);
     let warm_up = (0..WARM_UP).map(|i| signed.request(i, "")).collect();
@@ -431,12 +539,14 @@ fn main() {
     }
     #[cfg(feature = "metrics")]
     let prometheus = recording::install();
-    let configs = Config::all();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    #[cfg(feature = "postgres")]
+    let _cluster = runtime.block_on(replica_case::start());
+    let configs = Config::all();
     let started = Instant::now();
     runtime.block_on(async {
         let k_max = configs.len();

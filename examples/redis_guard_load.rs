@@ -1,7 +1,9 @@
 //! The per-request cost of the Redis replay guard: a bounded load run of
 //! `check_and_record` calls from concurrent tasks against a Redis, with per-call
 //! latencies (median, p99), beside two baselines from the same run: a bare `PING` round
-//! trip on the same connection, and the in-process `InMemoryReplayGuard`.
+//! trip on the same connection, and the in-process `InMemoryReplayGuard`. And the fleet's
+//! per-request step when the guard is also the rate limiter: the replay check and the
+//! GCRA in one Lua script (`RateLimiter::check_and_acquire`), against the same `PING`.
 //!
 //! ```text
 //! redis-server --port 6390 --save '' --appendonly no &
@@ -16,14 +18,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jg_hmac::redis::RedisReplayGuard;
-use jg_hmac::tower::AsyncReplayGuard;
-use jg_hmac::{InMemoryReplayGuard, Signature};
+use jg_hmac::tower::{AsyncReplayGuard, RateLimiter};
+use jg_hmac::{InMemoryReplayGuard, RateLimit, Signature};
+
+/// A limit no load run reaches: every request is checked and allowed.
+fn unlimited() -> RateLimit {
+    RateLimit::per_second(1_000_000_000, 1_000_000).unwrap()
+}
 
 #[derive(Clone, Copy)]
 enum Op {
     Ping,
     Redis,
     InMemory,
+    /// The replay check and the rate limit in one script.
+    Limited,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +55,8 @@ async fn main() {
         .with_clock_skew(0)
         .with_timeout(Duration::from_secs(1));
     guard.ping().await.expect("redis answers PING");
-    let memory = Arc::new(InMemoryReplayGuard::new(calls + 1));
+    // One client sends every call: its share is the whole guard.
+    let memory = Arc::new(InMemoryReplayGuard::new(calls + 1).with_client_limit(calls + 1));
     println!("{calls} calls from {tasks} concurrent tasks, {url}");
     println!(
         "{:<28} {:>10} {:>10} {:>10} {:>12} {:>8}",
@@ -60,6 +70,7 @@ async fn main() {
         ("PING (round-trip floor)", Op::Ping, 2),
         ("RedisReplayGuard SET NX EX", Op::Redis, 3),
         ("InMemoryReplayGuard", Op::InMemory, 4),
+        ("guard + limit (one script)", Op::Limited, 5),
     ] {
         let (mut lat, wall) = measure(op, &guard, &memory, calls, tasks, salt).await;
         lat.sort_unstable();
@@ -79,11 +90,16 @@ async fn main() {
         );
         medians.push((q(0.5), q(0.99)));
     }
-    let (ping, set) = (medians[0], medians[1]);
+    let (ping, set, limited) = (medians[0], medians[1], medians[3]);
     println!(
         "guard / PING: median {:.2}x, p99 {:.2}x",
         set.0 / ping.0,
         set.1 / ping.1
+    );
+    println!(
+        "guard + limit / PING: median {:.2}x, p99 {:.2}x",
+        limited.0 / ping.0,
+        limited.1 / ping.1
     );
 }
 
@@ -121,6 +137,21 @@ async fn measure(
                             .check_and_record("jk_live_load", &sig, now + 10, now)
                             .await
                             .unwrap(),
+                        Op::Limited => {
+                            let decision = guard
+                                .check_and_acquire(
+                                    &guard,
+                                    "jk_live_load",
+                                    &sig,
+                                    now + 10,
+                                    now,
+                                    Some(unlimited()),
+                                )
+                                .await
+                                .unwrap()
+                                .unwrap();
+                            assert!(decision.is_allowed());
+                        }
                         Op::InMemory => AsyncReplayGuard::check_and_record(
                             &memory,
                             "jk_live_load",

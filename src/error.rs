@@ -74,7 +74,8 @@ pub enum LimitKind {
 /// `missing_header`, `malformed_header`, `replayed_request` (SPEC.md §7),
 /// `request_too_large`, `replay_guard_unavailable`, `replay_quota_exceeded`, and for
 /// servers `credential_store_unavailable`, `malformed_body`, `insufficient_scope`,
-/// `authentication_not_configured`, `request_timeout` and `rate_limited`, and for the
+/// `authentication_not_configured`, `request_timeout`, `rate_limited` and
+/// `rate_limiter_unavailable`, and for the
 /// gateway `upstream_unavailable` and `upstream_timeout` (SPEC.md §7).
 ///
 /// ```
@@ -140,6 +141,10 @@ pub enum Error {
     /// The verified client is over its rate limit ([`RateLimit`](crate::RateLimit)); the
     /// answer carries `Retry-After`. Wire code `rate_limited`, status 429.
     RateLimited,
+    /// The rate limiter could not decide (its store unreachable, too slow), so the
+    /// request is refused rather than let through unlimited (a limiter that fails closed).
+    /// Wire code `rate_limiter_unavailable`, status 503.
+    RateLimiterUnavailable,
     /// The gateway could not reach the service behind it (connection refused or broken).
     /// Wire code `upstream_unavailable`, status 502.
     UpstreamUnavailable,
@@ -172,6 +177,7 @@ impl Error {
         Self::NotConfigured,
         Self::RequestTimeout,
         Self::RateLimited,
+        Self::RateLimiterUnavailable,
         Self::UpstreamUnavailable,
         Self::UpstreamTimeout,
     ];
@@ -199,6 +205,7 @@ impl Error {
             Self::NotConfigured => "authentication_not_configured",
             Self::RequestTimeout => "request_timeout",
             Self::RateLimited => "rate_limited",
+            Self::RateLimiterUnavailable => "rate_limiter_unavailable",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
         }
@@ -226,7 +233,7 @@ impl Error {
             Self::NotConfigured => 500,
             Self::CredentialStoreUnavailable => 503,
             Self::UnsupportedContentType => 415,
-            Self::ReplayGuardUnavailable => 503,
+            Self::ReplayGuardUnavailable | Self::RateLimiterUnavailable => 503,
             Self::ReplayQuotaExceeded | Self::RateLimited => 429,
             Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,
@@ -284,6 +291,7 @@ impl Error {
             Self::NotConfigured => "Authentication is not configured for this route",
             Self::RequestTimeout => "Request not completed in time",
             Self::RateLimited => "Rate limit exceeded; retry after the time in Retry-After",
+            Self::RateLimiterUnavailable => "Rate limit cannot be checked right now",
             Self::UpstreamUnavailable => "The service behind the gateway is unavailable",
             Self::UpstreamTimeout => "The service behind the gateway did not answer in time",
         }

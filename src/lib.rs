@@ -86,6 +86,10 @@ struct ServerDocs;
 struct RedisDocs;
 
 #[cfg(doctest)]
+#[doc = include_str!("../docs/rate-limits.md")]
+struct RateLimitsDocs;
+
+#[cfg(doctest)]
 #[doc = include_str!("../docs/reqwest.md")]
 struct ReqwestDocs;
 

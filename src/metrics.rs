@@ -13,6 +13,7 @@
 //! | [`REPLAY_GUARD_ERRORS_TOTAL`] | counter | | the Redis guard could not answer (error or timeout) |
 //! | [`STORE_LOOKUP_SECONDS`] | histogram | | time a request spent in credential store lookups (one sample per request that reached the store: the lookup on arrival and the one at completion, added; or the one made to attribute a request refused on its head) |
 //! | [`STORE_ERRORS_TOTAL`] | counter | | credential store lookups that failed |
+//! | [`CREDENTIALS_STALENESS_SECONDS`] | gauge | | seconds since the PostgreSQL credential replica last confirmed it was current (feature `postgres`) |
 //!
 //! No metric carries a secret, a signature, a query string or a body; the only values
 //! taken from requests are client ids a signature verified under, and key ids. A client
@@ -108,6 +109,18 @@ pub const STORE_LOOKUP_SECONDS: &str = "jg_hmac_store_lookup_seconds";
 /// ```
 pub const STORE_ERRORS_TOTAL: &str = "jg_hmac_store_errors_total";
 
+/// Gauge: seconds since a PostgreSQL credential replica last confirmed it was current
+/// (grows while the database cannot be reached; past the replica's `max_staleness` its
+/// lookups fail with 503).
+///
+/// ```
+/// assert_eq!(
+///     jg_hmac::metrics::CREDENTIALS_STALENESS_SECONDS,
+///     "jg_hmac_credentials_staleness_seconds"
+/// );
+/// ```
+pub const CREDENTIALS_STALENESS_SECONDS: &str = "jg_hmac_credentials_staleness_seconds";
+
 /// The `client_id` label of every request whose signature did not verify under the key
 /// of the client it names (made-up, unknown, malformed or forged ids), so that made-up ids
 /// cannot grow the label set and no one but a partner writes to its series.
@@ -195,6 +208,17 @@ pub fn describe() {
         Unit::Count,
         "Credential store lookups that failed"
     );
+    describe_gauge!(
+        CREDENTIALS_STALENESS_SECONDS,
+        Unit::Seconds,
+        "Seconds since the PostgreSQL credential replica last confirmed it was current"
+    );
+}
+
+/// The staleness gauge of a PostgreSQL credential replica.
+#[cfg(feature = "postgres")]
+pub(crate) fn credentials_staleness() -> Gauge {
+    metrics::gauge!(CREDENTIALS_STALENESS_SECONDS)
 }
 
 /// The gauges of one in-memory replay guard, registered on first use (when the capacity

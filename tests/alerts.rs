@@ -63,6 +63,7 @@ fn the_rules_use_only_metrics_the_crate_exports() {
         REPLAY_GUARD_ERRORS_TOTAL,
         STORE_LOOKUP_SECONDS,
         STORE_ERRORS_TOTAL,
+        CREDENTIALS_STALENESS_SECONDS,
     ];
     let rules = std::fs::read_to_string(alerts_dir().join("jg-hmac.rules.yml")).unwrap();
     let mut used = 0;

@@ -14,141 +14,22 @@
     clippy::indexing_slicing
 )]
 
-use std::convert::Infallible;
-use std::future::{Ready, poll_fn, ready};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::task::{Context, Poll};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
 use jg_hmac::redis::{FailMode, RedisReplayGuard};
-use jg_hmac::tower::{
-    AsyncReplayGuard, CachedStore, CredentialStore, InMemoryCredentialStore, VerifiedBody, Verify,
-    VerifyLayer,
-};
-use jg_hmac::{Credential, Error, Secret, Signature, SigningKey};
-use tower_layer::Layer;
-use tower_service::Service;
+use jg_hmac::tower::{AsyncReplayGuard, CachedStore};
+use jg_hmac::{Error, Signature};
 
 mod support;
+#[macro_use]
+#[path = "support/redis.rs"]
+mod redis_support;
+use redis_support::{
+    NO_HANG, RedisServer, accepted, buy, instance, replayed, send, signature_of, store,
+};
 use support::audit::Captured;
-use support::{CLIENT, SECRET, T0, free_port, sign};
-
-/// "No hang": every call under test must return well within this.
-const NO_HANG: Duration = Duration::from_secs(5);
-
-// ---------------------------------------------------------------- redis-server
-
-/// A `redis-server` of this test's own on 127.0.0.1, killed on drop.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl RedisServer {
-    /// A fresh server on a free port; `None` (after printing why) when `redis-server` is
-    /// not installed and `CI` is unset.
-    fn start() -> Option<Self> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not on PATH but CI is set: .ci/run must install it \
-                 (apt-get install -y redis-server)"
-            );
-            eprintln!(
-                "SKIPPED: redis-server is not on PATH (apt-get install redis-server to run \
-                 the Redis tests)"
-            );
-            return None;
-        }
-        // A port can be taken between choosing and binding it: try a few.
-        for _ in 0..5 {
-            if let Some(server) = Self::start_on(free_port()) {
-                return Some(server);
-            }
-        }
-        panic!("redis-server did not start on any of 5 free ports");
-    }
-
-    /// A server on `port`, or `None` if it exits or does not answer within 10 s.
-    fn start_on(port: u16) -> Option<Self> {
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .args(["--loglevel", "warning"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if !matches!(child.try_wait(), Ok(None)) {
-                return None; // exited: the port was taken
-            }
-            if answers_ping(port) {
-                return Some(Self {
-                    child: Some(child),
-                    port,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Kills the server (SIGKILL: no goodbye to its clients) and waits for it to go.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn answers_ping(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut reply = [0u8; 5];
-    stream.write_all(b"PING\r\n").is_ok()
-        && stream.read_exact(&mut reply).is_ok()
-        && &reply == b"+PONG"
-}
-
-/// Starts a server, or skips the test (see [`RedisServer::start`]).
-macro_rules! redis_or_skip {
-    () => {
-        match RedisServer::start() {
-            Some(server) => server,
-            None => return,
-        }
-    };
-}
+use support::{CLIENT, SECRET, T0, free_port};
 
 /// A guard on `server` with a timeout generous enough that a loaded CI machine does not
 /// turn a slow answer into a failure (the 50 ms default is tested on a silent server).
@@ -160,98 +41,7 @@ fn guard(server: &RedisServer) -> RedisReplayGuard {
 
 /// A plain connection, to look at what the guard stored.
 async fn inspector(server: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-// ---------------------------------------------------------------- instances
-
-/// The inner service: 200, empty body.
-#[derive(Clone)]
-struct Ok200;
-
-impl Service<Request<VerifiedBody>> for Ok200 {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<VerifiedBody>) -> Self::Future {
-        ready(Ok(Response::new(Full::new(Bytes::new()))))
-    }
-}
-
-fn store() -> InMemoryCredentialStore {
-    InMemoryCredentialStore::from_credentials([
-        Credential::new(CLIENT).with_key(SigningKey::new("0", &Secret::from(SECRET)))
-    ])
-}
-
-/// One verifier instance: its own store, its own Redis connection, the shared Redis.
-fn instance<S: CredentialStore>(
-    store: S,
-    guard: RedisReplayGuard,
-    now: u64,
-) -> Verify<Ok200, S, RedisReplayGuard> {
-    VerifyLayer::builder(store)
-        .clock(move || now)
-        .replay_guard(guard)
-        .build()
-        .layer(Ok200)
-}
-
-/// The same bytes every time for the same `ts`: a captured request, replayable.
-fn buy(ts: u64) -> Request<Vec<u8>> {
-    let request = Request::post("/v1/transactions/buy")
-        .header("content-type", "application/json")
-        .body(br#"{"grams":"10.000","price":"1234.56"}"#.to_vec())
-        .unwrap();
-    sign(request, (CLIENT, SECRET), ts)
-}
-
-fn signature_of(request: &Request<Vec<u8>>) -> Signature {
-    Signature::from_hex(request.headers()["x-signature"].to_str().unwrap()).unwrap()
-}
-
-/// Sends `request` through `service`: the status and the error code (`""` when none).
-async fn send<S, R>(service: &Verify<Ok200, S, R>, request: Request<Vec<u8>>) -> (u16, String)
-where
-    S: CredentialStore,
-    R: AsyncReplayGuard,
-{
-    let mut service = service.clone();
-    let response = tokio::time::timeout(NO_HANG, async move {
-        poll_fn(|cx| Service::<Request<Full<Bytes>>>::poll_ready(&mut service, cx))
-            .await
-            .unwrap();
-        service
-            .call(request.map(|b| Full::new(Bytes::from(b))))
-            .await
-            .unwrap()
-    })
-    .await
-    .expect("the request hung");
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let code = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    (status, code)
-}
-
-fn replayed() -> (u16, String) {
-    (401, "replayed_request".to_owned())
-}
-
-fn accepted() -> (u16, String) {
-    (200, String::new())
+    redis_support::inspector(server.port).await
 }
 
 // ---------------------------------------------------------------- tests
@@ -360,7 +150,7 @@ async fn keys_live_for_the_rest_of_the_window_plus_skew_and_hold_no_signature() 
     expected.sort();
     assert_eq!(keys, expected);
     for key in &keys {
-        assert!(key.starts_with("jg:replay:15:jk_live_example:"), "{key}");
+        assert!(key.starts_with("jg:replay:{15:jk_live_example}:"), "{key}");
         assert!(!key.contains(&fresh_hex[..16]), "{key}");
     }
 }
@@ -410,7 +200,7 @@ async fn redis_stopped_fail_closed_refuses_with_503_then_recovers() {
     assert_eq!(send(&service, buy(T0)).await, accepted());
 
     server.stop();
-    let unavailable = (503, "replay_guard_unavailable".to_owned());
+    let unavailable = redis_support::unavailable();
     for ts in [T0 + 1, T0 + 2, T0 + 3] {
         let started = Instant::now();
         assert_eq!(send(&service, buy(ts)).await, unavailable);

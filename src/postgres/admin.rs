@@ -8,7 +8,9 @@ use std::time::Duration;
 use deadpool_postgres::Transaction;
 
 use super::error::PgError;
-use super::events::{check_actor, check_current_kek, event, lock_client, notify, set_current_kek};
+use super::events::{
+    begin, check_actor, check_current_kek, event, lock_client, notify, set_current_kek,
+};
 use super::ids::{
     check_client_id, check_key_id, check_new_client_id, check_overlap, check_scope, new_client_id,
     new_key_id, new_secret_hex,
@@ -104,7 +106,7 @@ impl PgCredentialStore {
         let kek = self.sealing_kek()?;
         self.admin(async {
             let mut conn = self.connection().await?;
-            let tx = conn.transaction().await?;
+            let tx = begin(&mut conn).await?;
             check_current_kek(&tx, kek.id()).await?;
             let inserted = tx
                 .execute(
@@ -167,7 +169,7 @@ impl PgCredentialStore {
         let kek = self.sealing_kek()?;
         self.admin(async {
             let mut conn = self.connection().await?;
-            let tx = conn.transaction().await?;
+            let tx = begin(&mut conn).await?;
             check_current_kek(&tx, kek.id()).await?;
             lock_client(&tx, client_id, true).await?;
             let ended = tx
@@ -202,8 +204,10 @@ impl PgCredentialStore {
         .await
     }
 
-    /// Revokes one key at once: every verifier refuses it from its next lookup (at once
-    /// with a [listener](Self::listen)). Returns `false` when it was revoked already.
+    /// Revokes one key: every verifier's [`Replica`](super::Replica) drops it as soon as
+    /// it reads the change (at once with a
+    /// [`listen_url`](super::PgStoreBuilder::listen_url), else within the poll interval),
+    /// requests in flight included. Returns `false` when it was revoked already.
     ///
     /// # Errors
     /// [`PgError::UnknownClient`], [`PgError::UnknownKey`]; database errors.
@@ -224,7 +228,7 @@ impl PgCredentialStore {
         check_key_id(key_id)?;
         self.admin(async {
             let mut conn = self.connection().await?;
-            let tx = conn.transaction().await?;
+            let tx = begin(&mut conn).await?;
             lock_client(&tx, client_id, false).await?;
             let exists = tx
                 .query_opt(
@@ -271,7 +275,7 @@ impl PgCredentialStore {
         check_client_id(client_id)?;
         self.admin(async {
             let mut conn = self.connection().await?;
-            let tx = conn.transaction().await?;
+            let tx = begin(&mut conn).await?;
             let disabled = lock_client(&tx, client_id, false).await?;
             if disabled {
                 return Ok(false);
@@ -391,7 +395,7 @@ impl PgCredentialStore {
         check_actor(actor)?;
         self.admin(async {
             let mut conn = self.connection().await?;
-            let tx = conn.transaction().await?;
+            let tx = begin(&mut conn).await?;
             set_current_kek(&tx, new_kek.id()).await?;
             let rows = tx
                 .query(

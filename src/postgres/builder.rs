@@ -6,13 +6,19 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
+use crate::{Clock, SystemClock};
+
 use super::error::PgError;
 use super::kek::Kek;
-use super::store::PgCredentialStore;
+use super::store::{Parts, PgCredentialStore, ReplicaSettings};
 use super::tls::{self, Tls, TlsPlan};
 
-/// Default bound on a credential lookup (pool wait, connect, statement): 2 s.
+/// Default bound on a replica's refresh (pool wait, connect, statements): 2 s.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time between a replica's reads of the event log: 1 s.
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Default longest time a replica serves without confirming it is current: 5 min.
+const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(300);
 /// Default bound on an operator's call (create, rotate, revoke, list, rekey): 30 s.
 const DEFAULT_ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default pool size.
@@ -83,6 +89,10 @@ pub struct PgStoreBuilder {
     timeout: Duration,
     admin_timeout: Duration,
     max_connections: usize,
+    listen_url: Option<String>,
+    poll_interval: Duration,
+    max_staleness: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for PgStoreBuilder {
@@ -96,6 +106,9 @@ impl fmt::Debug for PgStoreBuilder {
             .field("timeout", &self.timeout)
             .field("admin_timeout", &self.admin_timeout)
             .field("max_connections", &self.max_connections)
+            .field("listen", &self.listen_url.is_some())
+            .field("poll_interval", &self.poll_interval)
+            .field("max_staleness", &self.max_staleness)
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +122,10 @@ impl PgStoreBuilder {
             timeout: DEFAULT_TIMEOUT,
             admin_timeout: DEFAULT_ADMIN_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            listen_url: None,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            max_staleness: DEFAULT_MAX_STALENESS,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -152,8 +169,9 @@ impl PgStoreBuilder {
         self
     }
 
-    /// Bound on a credential lookup as a whole and on each of its parts (pool wait,
-    /// connect, `statement_timeout`). Defaults to 2 s.
+    /// Bound on a [`Replica`](super::Replica)'s refresh after its first load (pool wait,
+    /// connect, statements), and on connecting. Defaults to 2 s. Bounds are kept on the
+    /// client's side, so no startup `options` reach the server (PgBouncer refuses them).
     ///
     /// ```
     /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
@@ -166,8 +184,8 @@ impl PgStoreBuilder {
         self
     }
 
-    /// Bound on an operator's call (create, rotate, revoke, list, rekey, migrate).
-    /// Defaults to 30 s.
+    /// Bound on an operator's call (create, rotate, revoke, list, rekey, migrate), and on
+    /// a replica's full load. Defaults to 30 s.
     ///
     /// ```
     /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
@@ -193,6 +211,71 @@ impl PgStoreBuilder {
         self
     }
 
+    /// A direct connection to the database (not through PgBouncer or another pooler),
+    /// on which a [`Replica`](super::Replica) `LISTEN`s, so a change reaches it at once
+    /// (the example server reads it from `JG_DATABASE_LISTEN_URL`). Spelled as the URL
+    /// of [`builder`](PgCredentialStore::builder), TLS included. Without it, replicas
+    /// poll (see [`poll_interval`](Self::poll_interval)), and say so at start.
+    ///
+    /// ```
+    /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
+    /// b.listen_url("postgres://jg@10.0.0.5:5432/jg") // behind PgBouncer: the server itself
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn listen_url(mut self, url: &str) -> Self {
+        self.listen_url = Some(url.to_owned());
+        self
+    }
+
+    /// How often a [`Replica`](super::Replica) reads the event log when nothing wakes
+    /// it: the bound on a change's delay without a [`listen_url`](Self::listen_url), or
+    /// when a `NOTIFY` is lost. Defaults to 1 s (one indexed query per second per
+    /// verifier).
+    ///
+    /// ```
+    /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
+    /// b.poll_interval(std::time::Duration::from_secs(5))
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a [`Replica`](super::Replica) that cannot reach the database keeps
+    /// serving its last state, counted from the last time it confirmed it was current;
+    /// past it, lookups fail (`503 credential_store_unavailable`). Defaults to 5 min,
+    /// which rides through a restart or a failover. The trade-off: a revocation made
+    /// while a verifier is cut off from the database (a partition) is not seen by that
+    /// verifier for up to this long.
+    ///
+    /// ```
+    /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
+    /// b.max_staleness(std::time::Duration::from_secs(60))
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn max_staleness(mut self, max: Duration) -> Self {
+        self.max_staleness = max;
+        self
+    }
+
+    /// The clock a [`Replica`](super::Replica) measures its staleness by. Defaults to
+    /// [`SystemClock`](crate::SystemClock).
+    ///
+    /// ```
+    /// # fn f(b: jg_hmac::postgres::PgStoreBuilder) -> jg_hmac::postgres::PgStoreBuilder {
+    /// b.clock(|| 1_767_225_600u64)
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// The store. Connects lazily: the first lookup opens the first connection.
     ///
     /// # Errors
@@ -206,21 +289,7 @@ impl PgStoreBuilder {
     /// ```
     pub fn build(self) -> Result<PgCredentialStore, PgError> {
         let mut config = self.config;
-        let millis = self.timeout.as_millis().max(1);
-        let options = match config.get_options() {
-            Some(existing) if !existing.is_empty() => {
-                format!("{existing} -c statement_timeout={millis}")
-            }
-            _ => format!("-c statement_timeout={millis}"),
-        };
-        config
-            .options(&options)
-            .connect_timeout(self.timeout)
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30));
-        if config.get_application_name().is_none() {
-            config.application_name("jg-hmac");
-        }
+        tune(&mut config, self.timeout);
         let tls = self.tls.connector()?;
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -239,13 +308,38 @@ impl PgStoreBuilder {
             .recycle_timeout(Some(self.timeout))
             .build()
             .map_err(|e| PgError::Pool(e.to_string()))?;
-        Ok(PgCredentialStore::from_parts(
+        let listen = match &self.listen_url {
+            Some(url) => {
+                let (mut config, plan) = tls::parse(url)?;
+                tune(&mut config, self.timeout);
+                Some((config, plan.connector()?))
+            }
+            None => None,
+        };
+        Ok(PgCredentialStore::from_parts(Parts {
             pool,
             config,
-            tls,
-            self.keks,
-            self.timeout,
-            self.admin_timeout,
-        ))
+            keks: self.keks,
+            timeout: self.timeout,
+            admin_timeout: self.admin_timeout,
+            replica: ReplicaSettings {
+                listen,
+                poll_interval: self.poll_interval,
+                max_staleness: self.max_staleness,
+                clock: self.clock,
+            },
+        }))
+    }
+}
+
+/// The connection settings every connection gets: a connect timeout, TCP keepalives, and
+/// the application name `jg-hmac` unless one is set. No startup `options`.
+fn tune(config: &mut tokio_postgres::Config, timeout: Duration) {
+    config
+        .connect_timeout(timeout)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30));
+    if config.get_application_name().is_none() {
+        config.application_name("jg-hmac");
     }
 }

@@ -76,6 +76,10 @@ pub enum PgError {
     /// The database's schema is not what this version expects.
     #[error("schema: {0}")]
     Schema(String),
+    /// A [`Replica`](super::Replica) cannot answer: it has not loaded yet, or it has not
+    /// confirmed it is current for longer than its `max_staleness`.
+    #[error("{0}")]
+    NotCurrent(String),
     /// Re-encryption under a new KEK stopped; nothing was changed.
     #[error("rekey: {0}")]
     Rekey(String),

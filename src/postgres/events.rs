@@ -7,6 +7,22 @@ use super::error::PgError;
 /// "every client"): `jg_hmac_credentials`.
 pub(crate) const NOTIFY_CHANNEL: &str = "jg_hmac_credentials";
 
+/// A change's transaction. It first takes a transaction-scoped lock that every change
+/// takes, so changes commit one at a time, in the order of their event ids: a
+/// [`Replica`](super::Replica) that has read the events up to one id has then missed
+/// none before it (the event log is its position). Changes are an operator's calls, rare.
+pub(super) async fn begin(
+    conn: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, PgError> {
+    let tx = conn.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('jg_hmac.key_events'))",
+        &[],
+    )
+    .await?;
+    Ok(tx)
+}
+
 /// Locks the client's row; returns whether it is disabled. With `must_be_enabled`, a
 /// disabled client is an error.
 pub(super) async fn lock_client(

@@ -1,5 +1,4 @@
-//! The PostgreSQL credential store: its handle, and the read path the verifying layer
-//! takes (a lookup that opens each key's secret).
+//! The PostgreSQL credential store: its handle and its settings.
 
 use std::fmt;
 use std::future::Future;
@@ -8,25 +7,14 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 
-use crate::Environment;
-use crate::client_id::{self, is_well_formed};
-use crate::credential::{Credential, SigningKey};
-use crate::tower::{CredentialStore, StoreError};
+use crate::Clock;
 
 use super::error::{PgError, describe};
-use super::kek::{Kek, Sealed};
+use super::kek::Kek;
 use super::tls::{self, Tls};
 
 /// Target of this module's tracing events (defined with the KEK, the first layer).
 pub(crate) use super::kek::LOG_TARGET;
-
-const SELECT_CREDENTIAL: &str = "\
-    SELECT c.environment, c.scopes, c.disabled, k.key_id, k.kek_id, k.nonce, k.ciphertext, \
-           ceil(extract(epoch FROM k.not_before))::bigint, floor(extract(epoch FROM k.not_after))::bigint \
-    FROM jg_hmac.clients c \
-    LEFT JOIN jg_hmac.keys k ON k.client_id = c.client_id AND k.revoked_at IS NULL \
-    WHERE c.client_id = $1 \
-    ORDER BY k.created_at, k.key_id";
 
 /// The associated data a secret is sealed with: it binds the ciphertext to its row.
 pub(super) fn aad(client_id: &str, key_id: &str) -> Vec<u8> {
@@ -44,29 +32,23 @@ pub(super) fn epoch_secs(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// A [`CredentialStore`] in PostgreSQL, and the operator's calls on it.
+/// Credentials in PostgreSQL: the operator's calls, and the [`Replica`] each verifier
+/// serves from.
 ///
-/// Lookups read `jg_hmac.clients` and the client's keys that are not revoked, open each
-/// secret with the [`Kek`] named by its row, and build a [`Credential`] with the client's
-/// scopes, its [`Environment`] as an extension, and each key's validity period. A key
-/// whose ciphertext does not open is left out, with a `warn` event (target
-/// `jg_hmac::postgres`) naming the client, the key and why; the client's other keys keep
-/// working, and a client left with no usable key is refused (`client_id`).
+/// The read path is [`replica`](Self::replica): every credential in memory, kept current
+/// from `jg_hmac.key_events`, so no request waits for the database. The replica reads
+/// `jg_hmac.clients` and each client's keys that are not revoked, opens each secret with
+/// the [`Kek`] named by its row, and builds a [`Credential`](crate::Credential) with the
+/// client's scopes, its [`Environment`](crate::Environment) as an extension, and each
+/// key's validity period. A key whose ciphertext does not open is left out, with a `warn`
+/// event (target `jg_hmac::postgres`) naming the client, the key and why; the client's
+/// other keys keep working, and a client left with no usable key is refused
+/// (`client_id`). Every query is parameterised, and bounded in time on the client's
+/// side ([`timeout`](super::PgStoreBuilder::timeout),
+/// [`admin_timeout`](super::PgStoreBuilder::admin_timeout)): no startup `options`, so
+/// PgBouncer's defaults accept the connections.
 ///
-/// The lookup is [`CredentialStore::get`], what the layer calls. Every lookup is bounded
-/// by [`timeout`](super::PgStoreBuilder::timeout) (default 2 s) as a whole, and each of
-/// its parts too: waiting for a pooled connection, connecting, and each statement
-/// (`statement_timeout`). A database that is down or slow therefore gives a
-/// [`StoreError`] (its [source](std::error::Error::source) a [`PgError`]) in bounded
-/// time, never a hang. Client ids that break the crate's client-id rule (1 to 128 bytes
-/// of visible ASCII, SPEC.md §1) are answered "unknown" without a query. Every query is
-/// parameterised.
-///
-/// Put a [`CachedStore`](crate::tower::CachedStore) in front of it, and a
-/// [listener](Self::listen) behind the cache. Clones share the pool.
-///
-/// Connections use no TLS: run the database on the same host or a private network, or
-/// put a TLS proxy in front.
+/// Clones share the pool.
 ///
 /// ```no_run
 /// use std::io::Write;
@@ -86,50 +68,60 @@ pub(super) fn epoch_secs(value: i64) -> u64 {
 ///         writeln!(std::io::stdout(), "{} {}", issued.client_id, issued.secret_hex())
 ///     })
 ///     .await?;
-/// let credential = store.get(&issued.client_id).await?; // what the layer calls
-/// assert!(credential.is_some());
+/// let replica = store.replica(); // what the layer is given
+/// assert!(replica.wait_current(std::time::Duration::from_secs(5)).await);
+/// assert!(replica.get(&issued.client_id).await?.is_some());
 /// # Ok(()) }
 /// ```
+///
+/// [`Replica`]: super::Replica
 #[derive(Clone)]
 pub struct PgCredentialStore {
-    inner: Arc<Inner>,
+    inner: Arc<Parts>,
 }
 
-struct Inner {
-    pool: Pool,
-    config: tokio_postgres::Config,
-    /// The connector of the listeners' connections (the pool holds its own).
-    tls: Tls,
+/// How a [`Replica`](super::Replica) of the store follows the database.
+pub(super) struct ReplicaSettings {
+    /// A direct connection (not through a pooler) to `LISTEN` on, and how to make it.
+    pub(super) listen: Option<(tokio_postgres::Config, Tls)>,
+    pub(super) poll_interval: Duration,
+    pub(super) max_staleness: Duration,
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+/// What [`build`](super::PgStoreBuilder::build) gives the store: its shared state.
+pub(super) struct Parts {
+    pub(super) pool: Pool,
+    pub(super) config: tokio_postgres::Config,
     /// The first seals; all open rows that name them.
-    keks: Vec<Arc<dyn Kek>>,
-    timeout: Duration,
-    admin_timeout: Duration,
+    pub(super) keks: Vec<Arc<dyn Kek>>,
+    pub(super) timeout: Duration,
+    pub(super) admin_timeout: Duration,
+    pub(super) replica: ReplicaSettings,
 }
 
 impl PgCredentialStore {
     /// The store around a built pool; [`build`](super::PgStoreBuilder::build) is its
     /// one caller.
-    pub(super) fn from_parts(
-        pool: Pool,
-        config: tokio_postgres::Config,
-        tls: Tls,
-        keks: Vec<Arc<dyn Kek>>,
-        timeout: Duration,
-        admin_timeout: Duration,
-    ) -> Self {
+    pub(super) fn from_parts(parts: Parts) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                pool,
-                config,
-                tls,
-                keks,
-                timeout,
-                admin_timeout,
-            }),
+            inner: Arc::new(parts),
         }
     }
 
-    /// The connection settings (timeouts applied), e.g. for a listener's own connection.
+    pub(super) fn replica_settings(&self) -> &ReplicaSettings {
+        &self.inner.replica
+    }
+
+    pub(super) fn keks(&self) -> &[Arc<dyn Kek>] {
+        &self.inner.keks
+    }
+
+    pub(super) fn admin_timeout(&self) -> Duration {
+        self.inner.admin_timeout
+    }
+
+    /// The connection settings of the pool (connect timeout applied).
     ///
     /// ```no_run
     /// # fn f(store: &jg_hmac::postgres::PgCredentialStore) {
@@ -140,12 +132,7 @@ impl PgCredentialStore {
         &self.inner.config
     }
 
-    /// How connections are made (TLS or not), for a listener's own connection.
-    pub(super) fn tls(&self) -> &Tls {
-        &self.inner.tls
-    }
-
-    /// The bound on a lookup.
+    /// The bound on each refresh of a [`Replica`](super::Replica) after its first load.
     ///
     /// ```no_run
     /// # fn f(store: &jg_hmac::postgres::PgCredentialStore) {
@@ -185,71 +172,6 @@ impl PgCredentialStore {
             .await
             .map_err(|e| PgError::Pool(tls::explain(describe(&e))))
     }
-
-    async fn lookup(&self, client_id: &str) -> Result<Option<Arc<Credential>>, PgError> {
-        let conn = self.connection().await?;
-        let statement = conn.prepare_cached(SELECT_CREDENTIAL).await?;
-        let rows = conn.query(&statement, &[&client_id]).await?;
-        drop(conn);
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        if first.try_get::<_, bool>(2)? {
-            return Ok(None); // the client was revoked
-        }
-        let environment: String = first.try_get(0)?;
-        let scopes: Vec<String> = first.try_get(1)?;
-        let mut credential = Credential::new(client_id);
-        for scope in scopes {
-            credential = credential.with_scope(scope);
-        }
-        if let Some(env) = Environment::of(client_id)
-            && env.to_string() == environment
-        {
-            credential = credential.with_extension(env);
-        }
-        for row in &rows {
-            let Some(key_id) = row.try_get::<_, Option<String>>(3)? else {
-                continue; // the client has no key that is not revoked
-            };
-            let kek_id: String = row.try_get(4)?;
-            let sealed = Sealed {
-                nonce: row.try_get(5)?,
-                ciphertext: row.try_get(6)?,
-            };
-            let not_before = row.try_get::<_, Option<i64>>(7)?.map(epoch_secs);
-            let not_after = row.try_get::<_, Option<i64>>(8)?.map(epoch_secs);
-            let Some(kek) = self.kek_by_id(&kek_id) else {
-                tracing::warn!(
-                    target: LOG_TARGET,
-                    client_id,
-                    key_id,
-                    kek_id,
-                    "key refused: its secret is sealed under a key-encryption key this \
-                     instance does not hold"
-                );
-                continue;
-            };
-            match kek.open(&sealed, &aad(client_id, &key_id)).await {
-                Ok(secret) => {
-                    credential.add_key(
-                        SigningKey::new(key_id, &secret).with_validity(not_before, not_after),
-                    );
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        target: LOG_TARGET,
-                        client_id,
-                        key_id,
-                        kek_id,
-                        error = %error,
-                        "key refused: its secret does not decrypt"
-                    );
-                }
-            }
-        }
-        Ok(Some(Arc::new(credential)))
-    }
 }
 
 impl fmt::Debug for PgCredentialStore {
@@ -262,23 +184,5 @@ impl fmt::Debug for PgCredentialStore {
             .field("timeout", &self.inner.timeout)
             .field("pool", &self.inner.pool.status())
             .finish_non_exhaustive()
-    }
-}
-
-/// The lookup: `None` for an unknown or revoked client, and at once, without a query,
-/// for an id that breaks the crate's client-id rule; a [`StoreError`] whose source is
-/// the [`PgError`] when the database cannot answer within the
-/// [`timeout`](super::PgStoreBuilder::timeout) (default 2 s).
-impl CredentialStore for PgCredentialStore {
-    async fn get(&self, client_id: &str) -> Result<Option<Arc<Credential>>, StoreError> {
-        if !is_well_formed(client_id.as_bytes(), client_id::MAX_LEN) {
-            return Ok(None);
-        }
-        let timeout = self.inner.timeout;
-        match tokio::time::timeout(timeout, self.lookup(client_id)).await {
-            Ok(Ok(found)) => Ok(found),
-            Ok(Err(e)) => Err(StoreError::new(e)),
-            Err(_) => Err(StoreError::new(PgError::Timeout(timeout))),
-        }
     }
 }

@@ -18,6 +18,7 @@ use crate::verified::{Prepared, Verified};
 
 use super::body::{BodyError, read_to_limit};
 use super::event::Lookup;
+use super::limit::{Checked, RateLimiter};
 use super::replay::AsyncReplayGuard;
 use super::response::Diagnostics;
 use super::settings::Settings;
@@ -32,6 +33,8 @@ pub(super) struct Accepted {
     pub(super) verified: Verified,
     pub(super) body: Bytes,
     pub(super) now: u64,
+    /// The client's rate limit and the limiter's decision, when one applied.
+    pub(super) rate: Option<Checked>,
 }
 
 /// A refused request: why, and when it was decided.
@@ -40,6 +43,8 @@ pub(super) struct Refusal {
     pub(super) now: u64,
     /// Sandbox diagnostics of an `invalid_signature`.
     pub(super) diagnostics: Option<Diagnostics>,
+    /// A `rate_limited` refusal's limit and decision (its headers).
+    pub(super) rate: Option<Checked>,
 }
 
 /// The request's facts, gathered once as the request path learns them, for the event
@@ -68,12 +73,14 @@ pub(super) struct Facts<'a> {
 /// 3. the body, up to the limit;
 /// 4. once the body is complete, the clock and the credential are read again, and against
 ///    them: the window again, the keys' validity (a key revoked, disabled or ended by a
-///    rotation while the body streamed is not used), the signature, and the replay guard.
+///    rotation while the body streamed is not used), the signature, and the replay guard;
+/// 5. the client's rate limit (its credential's, else the layer's default), spent only
+///    by a request that got this far.
 ///
 /// A request refused for its window or content type is [attributed](attribute) all the
 /// same: the answer stays the refusal.
-pub(super) async fn authorize<'p, S, R, B>(
-    settings: &Settings<S, R>,
+pub(super) async fn authorize<'p, S, R, L, B>(
+    settings: &Settings<S, R, L>,
     parts: &'p Parts,
     body: B,
     facts: &mut Facts<'p>,
@@ -81,6 +88,7 @@ pub(super) async fn authorize<'p, S, R, B>(
 where
     S: CredentialStore,
     R: AsyncReplayGuard,
+    L: RateLimiter,
     B: Body,
     B::Error: Into<BoxError>,
 {
@@ -89,6 +97,7 @@ where
         error,
         now,
         diagnostics: None,
+        rate: None,
     };
     let request = SignedRequest::from_http(&parts.method, sent_uri(parts), &parts.headers);
     let (prepared, refused) = match settings.verifier.prepare_attributable(&request, arrived) {
@@ -174,18 +183,44 @@ where
     let expires_at = prepared
         .timestamp()
         .saturating_add(settings.verifier.replay_horizon());
-    if let Err(e) = settings
-        .guard
-        .check_and_record(prepared.client_id(), prepared.signature(), expires_at, now)
+    // Only now, verified and not a replay, may the request spend its client's budget.
+    let limit = verified
+        .credential()
+        .rate_limit()
+        .or(settings.default_limit);
+    let decision = match settings
+        .limiter
+        .check_and_acquire(
+            &settings.guard,
+            prepared.client_id(),
+            prepared.signature(),
+            expires_at,
+            now,
+            limit,
+        )
         .await
     {
+        Ok(decision) => decision,
+        Err(e) => {
+            facts.verified = Some(verified);
+            return Err(refuse(e, now));
+        }
+    };
+    let rate = limit
+        .zip(decision)
+        .map(|(limit, decision)| Checked { limit, decision });
+    if let Some(checked) = rate.filter(|c| !c.decision.is_allowed()) {
         facts.verified = Some(verified);
-        return Err(refuse(e, now));
+        return Err(Refusal {
+            rate: Some(checked),
+            ..refuse(Error::RateLimited, now)
+        });
     }
     Ok(Accepted {
         verified,
         body: bytes,
         now,
+        rate,
     })
 }
 
@@ -198,8 +233,8 @@ where
 /// Bounded like an accepted request: the store is asked (an unknown id, unless unknown
 /// ids are hidden, ends it there), a body is read only within the layer's limit, and
 /// all of it within the request deadline, past which the refusal is answered as is.
-async fn attribute<S, R, B>(
-    settings: &Settings<S, R>,
+async fn attribute<S, R, L, B>(
+    settings: &Settings<S, R, L>,
     parts: &Parts,
     prepared: &Prepared<'_>,
     body: B,
@@ -232,21 +267,21 @@ async fn attribute<S, R, B>(
 
 /// Whether `client_id` is of another environment than the layer's: answered like an
 /// unknown id, without a lookup.
-fn other_environment<S, R>(settings: &Settings<S, R>, client_id: &str) -> bool {
+fn other_environment<S, R, L>(settings: &Settings<S, R, L>, client_id: &str) -> bool {
     settings
         .environment
         .is_some_and(|env| Environment::of(client_id) != Some(env))
 }
 
 /// Whether the declared `Content-Length` is above the body limit.
-fn too_large<S, R>(settings: &Settings<S, R>, parts: &Parts) -> bool {
+fn too_large<S, R, L>(settings: &Settings<S, R, L>, parts: &Parts) -> bool {
     declared_length(parts).is_some_and(|len| len > settings.body_limit as u64)
 }
 
 /// The credential store's answer for `client_id`, recorded in `facts` (timed when an
 /// observer wants timings; a request's lookups add up). `Err` when the store failed.
-async fn lookup<S: CredentialStore, R>(
-    settings: &Settings<S, R>,
+async fn lookup<S: CredentialStore, R, L>(
+    settings: &Settings<S, R, L>,
     client_id: &str,
     facts: &mut Facts<'_>,
 ) -> Result<Option<Arc<Credential>>, ()> {

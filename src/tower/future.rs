@@ -20,6 +20,7 @@ use super::audit;
 use super::authorize::{BoxError, Facts, Refusal, authorize};
 use super::event::Event;
 use super::identity::Authenticated;
+use super::limit::RateLimiter;
 use super::replay::AsyncReplayGuard;
 use super::response::{ResponseBody, VerifiedBody, refusal};
 use super::settings::Settings;
@@ -66,14 +67,15 @@ const X_JG_CLOCK_SKEW: HeaderName = HeaderName::from_static("x-jg-clock-skew");
 
 /// One request through the layer: [`authorize`], then `inner` with the verified bytes
 /// and an [`Authenticated`] (or the refusal), then one [`Event`] to the observers.
-pub(super) async fn respond<S, R, I, B, ResBody>(
-    settings: Arc<Settings<S, R>>,
+pub(super) async fn respond<S, R, L, I, B, ResBody>(
+    settings: Arc<Settings<S, R, L>>,
     mut inner: I,
     request: Request<B>,
 ) -> Result<Response<ResponseBody<ResBody>>, I::Error>
 where
     S: CredentialStore,
     R: AsyncReplayGuard,
+    L: RateLimiter,
     I: Service<Request<VerifiedBody>, Response = Response<ResBody>>,
     B: Body,
     B::Error: Into<BoxError>,
@@ -95,11 +97,13 @@ where
                 error,
                 now,
                 diagnostics: None,
+                rate: None,
             },
             None => Refusal {
                 error: Error::RequestTimeout,
                 now: settings.clock.now(),
                 diagnostics: None,
+                rate: None,
             },
         }),
     };
@@ -107,12 +111,15 @@ where
     let accepted = match decision {
         Ok(accepted) => accepted,
         Err(refused) => {
-            let response = refusal(
+            let mut response = refusal(
                 refused.error,
                 &request_id,
                 refused.now,
                 refused.diagnostics.as_ref(),
             );
+            if let Some(rate) = refused.rate {
+                rate.write(response.headers_mut());
+            }
             settings.observers.observe(&Event {
                 request_id: &request_id,
                 method: parts.method.as_str(),
@@ -139,6 +146,7 @@ where
         .is_some_and(|threshold| skew.unsigned_abs() > threshold)
         .then_some(skew);
     let lookup = facts.lookup;
+    let rate = accepted.rate;
     let who = Authenticated::new(accepted.verified, request_id.clone());
     // The inner service takes the request: keep what the event needs of its head.
     let method = parts.method.clone();
@@ -175,6 +183,9 @@ where
             response
                 .headers_mut()
                 .insert(X_JG_CLOCK_SKEW, HeaderValue::from(skew));
+        }
+        if let Some(rate) = rate {
+            rate.write(response.headers_mut());
         }
         response.map(ResponseBody::inner)
     })

@@ -7,8 +7,11 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use crate::clock::{Clock, SystemClock};
+use crate::rate_limit::RateLimit;
 use crate::verifier::Verifier;
 
+use super::gcra::InMemoryRateLimiter;
+use super::limit::RateLimiter;
 use super::observe::Observers;
 use super::replay::{AsyncReplayGuard, NoReplayGuard};
 use super::service::Verify;
@@ -60,7 +63,10 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 ///    `timestamp_out_of_range`), the keys' validity (a key that expired while the body
 ///    streamed is not used), the **signature** over the exact bytes against every active
 ///    key ([`Verifier::finish`]), and the **replay guard**, if one is set: a signature is
-///    accepted once.
+///    accepted once. Then the client's **rate limit**, if it has one (its credential's,
+///    else the [default](VerifyLayerBuilder::rate_limit)): over it, `429 rate_limited`
+///    with `Retry-After`; responses to a limited client carry `RateLimit` and
+///    `RateLimit-Policy` (see [`RateLimiter`](super::RateLimiter)).
 /// 4. The inner service gets the request with the same bytes as body and an
 ///    [`Authenticated`](super::Authenticated) in its extensions.
 ///
@@ -98,8 +104,8 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// assert!(format!("{layer:?}").contains("body_limit: 65536, environment: Some(Live)"));
 /// # let _ = app;
 /// ```
-pub struct VerifyLayer<S, R = NoReplayGuard> {
-    settings: Arc<Settings<S, R>>,
+pub struct VerifyLayer<S, R = NoReplayGuard, L = InMemoryRateLimiter> {
+    settings: Arc<Settings<S, R, L>>,
 }
 
 impl<S: CredentialStore> VerifyLayer<S> {
@@ -128,6 +134,8 @@ impl<S: CredentialStore> VerifyLayer<S> {
             settings: Settings {
                 store,
                 guard: NoReplayGuard,
+                limiter: InMemoryRateLimiter::default(),
+                default_limit: None,
                 verifier: Verifier::new(),
                 clock: Box::new(SystemClock),
                 body_limit: DEFAULT_BODY_LIMIT,
@@ -141,7 +149,7 @@ impl<S: CredentialStore> VerifyLayer<S> {
     }
 }
 
-impl<S, R> VerifyLayer<S, R> {
+impl<S, R, L> VerifyLayer<S, R, L> {
     /// The credential store.
     ///
     /// ```
@@ -165,6 +173,16 @@ impl<S, R> VerifyLayer<S, R> {
         &self.settings.guard
     }
 
+    /// The rate limiter.
+    ///
+    /// ```
+    /// let layer = jg_hmac::tower::VerifyLayer::new(jg_hmac::tower::InMemoryCredentialStore::new());
+    /// assert!(layer.rate_limiter().is_empty());
+    /// ```
+    pub fn rate_limiter(&self) -> &L {
+        &self.settings.limiter
+    }
+
     /// The largest body read, in bytes (see [`VerifyLayerBuilder::body_limit`]): what a
     /// front end that buffers bodies for the layer (Envoy's `max_request_bytes`) sizes
     /// its own limit by.
@@ -180,7 +198,7 @@ impl<S, R> VerifyLayer<S, R> {
     }
 }
 
-impl<S, R> Clone for VerifyLayer<S, R> {
+impl<S, R, L> Clone for VerifyLayer<S, R, L> {
     fn clone(&self) -> Self {
         Self {
             settings: Arc::clone(&self.settings),
@@ -188,7 +206,7 @@ impl<S, R> Clone for VerifyLayer<S, R> {
     }
 }
 
-impl<S, R> fmt::Debug for VerifyLayer<S, R> {
+impl<S, R, L> fmt::Debug for VerifyLayer<S, R, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyLayer")
             .field("settings", &*self.settings)
@@ -209,11 +227,11 @@ impl<S, R> fmt::Debug for VerifyLayer<S, R> {
 /// let settings = format!("{layer:?}");
 /// assert!(settings.contains("past: 120") && settings.contains("diagnostics: true"));
 /// ```
-pub struct VerifyLayerBuilder<S, R = NoReplayGuard> {
-    settings: Settings<S, R>,
+pub struct VerifyLayerBuilder<S, R = NoReplayGuard, L = InMemoryRateLimiter> {
+    settings: Settings<S, R, L>,
 }
 
-impl<S, R> fmt::Debug for VerifyLayerBuilder<S, R> {
+impl<S, R, L> fmt::Debug for VerifyLayerBuilder<S, R, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("VerifyLayerBuilder")
             .field(&self.settings)
@@ -221,7 +239,7 @@ impl<S, R> fmt::Debug for VerifyLayerBuilder<S, R> {
     }
 }
 
-impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
+impl<S: CredentialStore, R: AsyncReplayGuard, L: RateLimiter> VerifyLayerBuilder<S, R, L> {
     /// The verifier: window, `X-Access-Key` alias, content types, hidden unknown clients,
     /// query limits. Defaults to [`Verifier::new`].
     ///
@@ -298,9 +316,56 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// assert_eq!(layer.replay_guard().capacity(), 300_000);
     /// ```
     #[must_use]
-    pub fn replay_guard<G: AsyncReplayGuard>(self, guard: G) -> VerifyLayerBuilder<S, G> {
+    pub fn replay_guard<G: AsyncReplayGuard>(self, guard: G) -> VerifyLayerBuilder<S, G, L> {
+        self.with_parts(|_, limiter| (guard, limiter))
+    }
+
+    /// The rate limit of clients whose [`Credential`](crate::Credential) has none
+    /// ([`Credential::rate_limit`](crate::Credential::rate_limit) wins where set).
+    /// Defaults to `None`: only clients with a limit of their own are limited.
+    ///
+    /// Only requests whose signature verified and that the replay guard accepted spend a
+    /// client's budget. One over it is answered `429 rate_limited` with `Retry-After`
+    /// (whole seconds, at least 1); every response to a limited client, accepted or
+    /// refused, carries `RateLimit-Policy` and `RateLimit`
+    /// (draft-ietf-httpapi-ratelimit-headers-10, see [`RateLimiter`]).
+    ///
+    /// ```
+    /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
+    ///     .rate_limit("100/s:200".parse().unwrap())
+    ///     .build();
+    /// assert!(format!("{layer:?}").contains("default_limit: Some(RateLimit { requests: 100"));
+    /// ```
+    #[must_use]
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.settings.default_limit = Some(limit);
+        self
+    }
+
+    /// Where the rate budgets are kept. Defaults to an [`InMemoryRateLimiter`] (this
+    /// process; 100,000 clients at most). A fleet shares one: give the same
+    /// `jg_hmac::redis::RedisReplayGuard` as replay guard and as
+    /// limiter, and each request costs one Redis round trip for both.
+    ///
+    /// ```
+    /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new())
+    ///     .rate_limiter(jg_hmac::tower::InMemoryRateLimiter::new(1_000))
+    ///     .build();
+    /// assert_eq!(layer.rate_limiter().max_clients(), 1_000);
+    /// ```
+    #[must_use]
+    pub fn rate_limiter<M: RateLimiter>(self, limiter: M) -> VerifyLayerBuilder<S, R, M> {
+        self.with_parts(|guard, _| (guard, limiter))
+    }
+
+    /// The same settings with the replay guard and the limiter `parts` makes of the
+    /// current ones.
+    fn with_parts<G, M>(self, parts: impl FnOnce(R, L) -> (G, M)) -> VerifyLayerBuilder<S, G, M> {
         let Settings {
             store,
+            guard,
+            limiter,
+            default_limit,
             verifier,
             clock,
             body_limit,
@@ -309,12 +374,14 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
             skew_warning,
             deadline,
             observers,
-            ..
         } = self.settings;
+        let (guard, limiter) = parts(guard, limiter);
         VerifyLayerBuilder {
             settings: Settings {
                 store,
                 guard,
+                limiter,
+                default_limit,
                 verifier,
                 clock,
                 body_limit,
@@ -394,15 +461,15 @@ impl<S: CredentialStore, R: AsyncReplayGuard> VerifyLayerBuilder<S, R> {
     /// let layer = jg_hmac::tower::VerifyLayer::builder(jg_hmac::tower::InMemoryCredentialStore::new()).build();
     /// assert!(layer.store().is_empty());
     /// ```
-    pub fn build(self) -> VerifyLayer<S, R> {
+    pub fn build(self) -> VerifyLayer<S, R, L> {
         VerifyLayer {
             settings: Arc::new(self.settings),
         }
     }
 }
 
-impl<I, S, R> Layer<I> for VerifyLayer<S, R> {
-    type Service = Verify<I, S, R>;
+impl<I, S, R, L> Layer<I> for VerifyLayer<S, R, L> {
+    type Service = Verify<I, S, R, L>;
 
     fn layer(&self, inner: I) -> Self::Service {
         Verify::new(inner, Arc::clone(&self.settings))

@@ -12,6 +12,11 @@
 //! - [`AsyncReplayGuard`]: accept each signature once; every sync
 //!   [`ReplayGuard`](crate::ReplayGuard) such as
 //!   [`InMemoryReplayGuard`](crate::InMemoryReplayGuard) is one.
+//! - [`RateLimiter`]: per-partner rate limits (a GCRA per client id, each under its
+//!   credential's [`RateLimit`](crate::RateLimit) or the layer's default), spent only by
+//!   requests that verified; [`InMemoryRateLimiter`] for one process (the default),
+//!   `jg_hmac::redis::RedisReplayGuard` for a fleet. Over the limit:
+//!   `429 rate_limited` with `Retry-After`, and `RateLimit`/`RateLimit-Policy` headers.
 //! - [`RequireScope`]: a per-route guard (axum's `route_layer`) answering `403
 //!   insufficient_scope` to a verified client without the route's scope.
 //! - Audit events through `tracing`, target `jg_hmac::audit`: one event per request, at
@@ -50,8 +55,10 @@ mod body;
 mod cache;
 mod event;
 mod future;
+mod gcra;
 mod identity;
 mod layer;
+mod limit;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod observe;
@@ -65,8 +72,10 @@ mod target;
 
 pub use cache::{CachedStore, CachedStoreBuilder};
 pub use future::ResponseFuture;
+pub use gcra::InMemoryRateLimiter;
 pub use identity::Authenticated;
 pub use layer::{VerifyLayer, VerifyLayerBuilder};
+pub use limit::{RateDecision, RateLimiter};
 pub use replay::{AsyncReplayGuard, NoReplayGuard};
 pub use response::{ResponseBody, VerifiedBody};
 pub use scope::{RequireScope, RequireScopeLayer};

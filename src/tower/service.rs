@@ -12,6 +12,8 @@ use tower_service::Service;
 
 use super::authorize::BoxError;
 use super::future::{ResponseFuture, respond};
+use super::gcra::InMemoryRateLimiter;
+use super::limit::RateLimiter;
 use super::replay::{AsyncReplayGuard, NoReplayGuard};
 use super::response::{ResponseBody, VerifiedBody};
 use super::settings::Settings;
@@ -26,13 +28,13 @@ use super::store::CredentialStore;
 /// let service = VerifyLayer::new(InMemoryCredentialStore::new()).layer(());
 /// assert_eq!(service.get_ref(), &());
 /// ```
-pub struct Verify<I, S, R = NoReplayGuard> {
+pub struct Verify<I, S, R = NoReplayGuard, L = InMemoryRateLimiter> {
     inner: I,
-    settings: Arc<Settings<S, R>>,
+    settings: Arc<Settings<S, R, L>>,
 }
 
-impl<I, S, R> Verify<I, S, R> {
-    pub(super) fn new(inner: I, settings: Arc<Settings<S, R>>) -> Self {
+impl<I, S, R, L> Verify<I, S, R, L> {
+    pub(super) fn new(inner: I, settings: Arc<Settings<S, R, L>>) -> Self {
         Self { inner, settings }
     }
 
@@ -71,7 +73,7 @@ impl<I, S, R> Verify<I, S, R> {
     }
 }
 
-impl<I: Clone, S, R> Clone for Verify<I, S, R> {
+impl<I: Clone, S, R, L> Clone for Verify<I, S, R, L> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -80,7 +82,7 @@ impl<I: Clone, S, R> Clone for Verify<I, S, R> {
     }
 }
 
-impl<I: fmt::Debug, S, R> fmt::Debug for Verify<I, S, R> {
+impl<I: fmt::Debug, S, R, L> fmt::Debug for Verify<I, S, R, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verify")
             .field("inner", &self.inner)
@@ -89,13 +91,14 @@ impl<I: fmt::Debug, S, R> fmt::Debug for Verify<I, S, R> {
     }
 }
 
-impl<I, S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Verify<I, S, R>
+impl<I, S, R, L, ReqBody, ResBody> Service<Request<ReqBody>> for Verify<I, S, R, L>
 where
     I: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     I::Future: Send + 'static,
     I::Error: Send + 'static,
     S: CredentialStore,
     R: AsyncReplayGuard,
+    L: RateLimiter,
     ReqBody: Body + Send + 'static,
     ReqBody::Data: Send,
     ReqBody::Error: Into<BoxError>,

@@ -256,3 +256,36 @@ async fn upstream_down_is_502_and_slow_is_504_both_counted() {
     assert!(gw.log().contains("upstream_timeout"));
     assert_eq!(slow.seen().len(), 1, "it was sent once, not retried");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_over_its_rate_limit_gets_429_and_the_upstream_nothing() {
+    let dir = TempDir::new("rate");
+    let creds = dir.file(
+        "credentials.toml",
+        format!(
+            "[[clients]]\nid = \"{CLIENT}\"\nrate_limit = \"1/s:2\"\n[[clients.keys]]\nid = \"k1\"\nsecret = \"{SECRET}\"\n"
+        )
+        .as_bytes(),
+    );
+    let upstream = Upstream::start(Behaviour::Echo).await;
+    let gw = Gateway::start(
+        &upstream.url(),
+        &["--credentials", creds.to_str().unwrap()],
+        &dir.0,
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        let body = format!("{{\"n\":{n}}}");
+        statuses.push(gw.signed("POST", "/v1/buy", body.as_bytes(), "").await);
+    }
+    statuses[0].assert_ok();
+    statuses[1].assert_ok();
+    statuses[3].assert_refused(429, "rate_limited");
+    assert!(statuses[3].header("retry-after").is_some());
+    assert!(upstream.seen().len() <= 3, "{}", upstream.seen().len());
+    assert_eq!(
+        upstream.seen().len(),
+        statuses.iter().filter(|r| r.status == 200).count()
+    );
+}

@@ -131,14 +131,25 @@ async fn verify_full_with_the_right_ca_works() {
     };
     let url = checked_url(&cluster, "localhost", "verify-full", &ca);
     let (store, issued) = migrated_with_client(&url).await;
-    let found = store.get(&issued.client_id).await.unwrap().unwrap();
+    let found = read(&store, &issued.client_id).await.unwrap();
     assert_eq!(found.keys().len(), 1);
 
-    // The listener's own connection goes through TLS too.
-    let cache = CachedStore::new(store.clone());
-    let mut listener = store.listen(cache.clone());
-    assert!(listener.wait_listening(Duration::from_secs(5)).await);
-    listener.abort();
+    // The replica's LISTEN connection goes through TLS too: it serves, and a change
+    // reaches it.
+    let listening = PgCredentialStore::builder(&url)
+        .unwrap()
+        .kek(LocalKek::from_hex(KEK_HEX).unwrap())
+        .listen_url(&url)
+        .build()
+        .unwrap();
+    let follower = replica(&listening).await;
+    assert!(follower.get(&issued.client_id).await.unwrap().is_some());
+    let second = store
+        .create_client(NewClient::new(Environment::Live), "t", |_| Ok(()))
+        .await
+        .unwrap();
+    sync(&follower).await;
+    assert!(follower.get(&second.client_id).await.unwrap().is_some());
 
     // The same from the CLI, with a key=value string too.
     let out = cli_list(&cluster, &url);
@@ -154,26 +165,16 @@ async fn verify_full_with_the_right_ca_works() {
 
     // verify-ca checks the chain but not the name: 127.0.0.1 is not in the certificate.
     let by_ip = checked_url(&cluster, "127.0.0.1", "verify-ca", &ca);
-    assert!(
-        store_at(&by_ip)
-            .get(&issued.client_id)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    let by_ip = replica(&store_at(&by_ip)).await;
+    assert!(by_ip.get(&issued.client_id).await.unwrap().is_some());
     // require encrypts without checking.
     let require = tls_url(&cluster, "127.0.0.1", "sslmode=require");
-    assert!(
-        store_at(&require)
-            .get(&issued.client_id)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    let require = replica(&store_at(&require)).await;
+    assert!(require.get(&issued.client_id).await.unwrap().is_some());
 
     // disable sends no TLS: this server (hostssl only) refuses it.
     let clear = tls_url(&cluster, "localhost", "sslmode=disable");
-    let err = store_at(&clear).get(&issued.client_id).await.unwrap_err();
+    let err = refusal(&store_at(&clear)).await;
     eprintln!("sslmode=disable against a TLS-only server: {err}");
     let out = cli_list(&cluster, &clear);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -188,7 +189,7 @@ async fn a_wrong_ca_or_host_name_is_refused() {
     let good = checked_url(&cluster, "localhost", "verify-full", &ca);
     let (good_store, issued) = migrated_with_client(&good).await;
     let (id, secret) = (issued.client_id.clone(), issued.secret_hex().to_owned());
-    let addr = serve(app(good_store)).await;
+    let addr = serve(app(replica(&good_store).await)).await;
     assert_eq!(signed_get(addr, &id, &secret).await.0, 200);
 
     let cases = [
@@ -210,11 +211,8 @@ async fn a_wrong_ca_or_host_name_is_refused() {
     ];
     for (case, url, why) in cases {
         let store = store_at(&url);
-        let err = store.get(&id).await.unwrap_err();
-        let source = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<PgError>());
-        let message = source.map(ToString::to_string).unwrap_or_default();
+        let message = refusal(&store).await;
         eprintln!("{case}: StoreError: {message}");
-        assert!(matches!(source, Some(PgError::Pool(_))), "{case}: {err:?}");
         assert!(
             message.contains("TLS") && message.contains(why),
             "{case}: {message}"
@@ -222,7 +220,7 @@ async fn a_wrong_ca_or_host_name_is_refused() {
         assert!(!message.contains(PASSWORD), "{case}: {message}");
 
         // A verifier on it answers 503.
-        let addr = serve(app(store)).await;
+        let addr = serve(app(store.replica())).await;
         let (status, body) = signed_get(addr, &id, &secret).await;
         assert_eq!(status, 503, "{case}: {body}");
         assert!(body.contains("credential_store_unavailable"), "{body}");
@@ -284,24 +282,17 @@ async fn a_plain_server_still_works_with_disable_and_by_default() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let (_, issued) = cluster.store_with_client(Environment::Live).await;
+    cluster.store_with_client(Environment::Live).await;
     for query in ["sslmode=disable", "application_name=x"] {
         let url = tls_url(&cluster, "127.0.0.1", query);
-        assert!(
-            store_at(&url)
-                .get(&issued.client_id)
-                .await
-                .unwrap()
-                .is_some(),
-            "{query}"
-        );
+        assert_eq!(replica(&store_at(&url)).await.len(), 1, "{query}");
         let out = cli_list(&cluster, &url);
         assert!(out.status.success(), "{query}: {}", text(&out));
     }
     // require needs a server that speaks TLS.
     let url = tls_url(&cluster, "127.0.0.1", "sslmode=require");
-    let err = store_at(&url).get(&issued.client_id).await.unwrap_err();
-    eprintln!("sslmode=require against a server without TLS: {err:?}");
+    let err = refusal(&store_at(&url)).await;
+    eprintln!("sslmode=require against a server without TLS: {err}");
     let out = cli_list(&cluster, &url);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(

@@ -28,7 +28,23 @@ use super::store::{Store, open_guard, open_store};
 
 pub async fn run(config: Config) -> Result<(), String> {
     let ready = Arc::new(AtomicBool::new(false));
-    let (store, _listener) = open_store(&config)?;
+    let store = open_store(&config)?;
+    // Ready once the credentials are loaded: the file now; PostgreSQL once the replica
+    // has caught up with the database.
+    #[cfg(feature = "postgres")]
+    if let Store::Postgres(replica) = &store {
+        let (replica, ready) = (replica.clone(), Arc::clone(&ready));
+        tokio::spawn(async move {
+            while !replica
+                .wait_current(std::time::Duration::from_secs(5))
+                .await
+            {
+                tracing::warn!(target: LOG_TARGET, "credentials not loaded from PostgreSQL yet; /readyz answers 503");
+            }
+            ready.store(true, Ordering::SeqCst);
+        });
+    }
+    let file_store = matches!(store, Store::File(_));
     let guard = open_guard(&config)?;
     let upstream = Upstream::new(&config)?;
     let metrics = match config.metrics_listen {
@@ -80,7 +96,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("--listen {}: {e}", config.listen))?;
-    ready.store(true, Ordering::SeqCst);
+    if file_store {
+        ready.store(true, Ordering::SeqCst);
+    }
     tracing::info!(
         target: LOG_TARGET,
         listen = %config.listen,

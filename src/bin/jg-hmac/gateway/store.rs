@@ -12,9 +12,9 @@ use super::config::{Config, Credentials};
 pub enum Store {
     /// The credentials file, swapped whole on SIGHUP.
     File(InMemoryCredentialStore),
-    /// PostgreSQL behind a cache that its NOTIFY listener empties on every change.
+    /// PostgreSQL, served from the replica in memory that follows its event log.
     #[cfg(feature = "postgres")]
-    Postgres(jg_hmac::tower::CachedStore<jg_hmac::postgres::PgCredentialStore>),
+    Postgres(jg_hmac::postgres::Replica),
 }
 
 impl CredentialStore for Store {
@@ -57,31 +57,28 @@ impl AsyncReplayGuard for Guard {
     }
 }
 
-/// Opens the store of `config` (must run within the Tokio runtime). For PostgreSQL, the
-/// listener is returned too: it must live as long as the store.
-pub fn open_store(
-    config: &Config,
-) -> Result<(Store, Option<Box<dyn std::any::Any + Send>>), String> {
+/// Opens the store of `config` (must run within the Tokio runtime).
+pub fn open_store(config: &Config) -> Result<Store, String> {
     match &config.credentials {
         Credentials::File(path) => {
             let credentials = super::credentials::load(path)?;
-            Ok((
-                Store::File(InMemoryCredentialStore::from_credentials(credentials)),
-                None,
-            ))
+            Ok(Store::File(InMemoryCredentialStore::from_credentials(
+                credentials,
+            )))
         }
         #[cfg(feature = "postgres")]
         Credentials::Postgres { url, kek_file } => {
             use jg_hmac::postgres::{LocalKek, PgCredentialStore};
             let kek = LocalKek::from_file(kek_file).map_err(|e| e.to_string())?;
-            let store = PgCredentialStore::builder(url)
+            let mut builder = PgCredentialStore::builder(url)
                 .map_err(|e| e.to_string())?
-                .kek(kek)
-                .build()
-                .map_err(|e| e.to_string())?;
-            let cache = jg_hmac::tower::CachedStore::new(store.clone());
-            let listener = store.listen(cache.clone());
-            Ok((Store::Postgres(cache), Some(Box::new(listener))))
+                .kek(kek);
+            // As docs/postgres.md: a direct connection for NOTIFY when a pooler is in between.
+            if let Ok(direct) = std::env::var("JG_DATABASE_LISTEN_URL") {
+                builder = builder.listen_url(&direct);
+            }
+            let store = builder.build().map_err(|e| e.to_string())?;
+            Ok(Store::Postgres(store.replica()))
         }
         #[cfg(not(feature = "postgres"))]
         Credentials::Postgres { .. } => Err(

@@ -14,6 +14,10 @@
 //!   (the default) refuses the request with `503 replay_guard_unavailable` (and logs the
 //!   cause at `warn`, target `jg_hmac::redis`); [`FailMode::Open`] accepts it unchecked
 //!   and emits a `warn` audit event saying so.
+//! - **Per-partner rate limits too:** the guard is a
+//!   [`RateLimiter`](crate::tower::RateLimiter) (a GCRA per client in one Lua script, on
+//!   Redis time); given to the layer as replay guard *and* limiter, one script does both
+//!   checks, one round trip per request (docs/rate-limits.md).
 //! - **Connections:** one multiplexed connection per guard (a
 //!   [`ConnectionManager`]), reconnecting by itself after Redis restarts. Clones of the
 //!   guard share it.
@@ -61,7 +65,10 @@
 //! and a dependency, for no gain here.)
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+mod limit;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, ErrorKind, RedisError, Value};
@@ -110,8 +117,8 @@ pub enum FailMode {
 ///
 /// Each verified request costs one `SET key 1 NX EX ttl` round trip, where
 ///
-/// - `key` = prefix + `{len}:{client_id}:` + the first 32 hex digits of SHA-256 of the
-///   signature (see [`key`](Self::key)). The client id is length-prefixed, so no two
+/// - `key` = prefix + `{{len}:{client_id}}:` + the first 32 hex digits of SHA-256 of the
+///   signature (see [`key`](Self::key)); the braces are a Cluster hash tag. The client id is length-prefixed, so no two
 ///   (client id, signature) pairs share a key whatever characters ids contain; the
 ///   signature is hashed so that Redis (`MONITOR`, `SCAN`, the slow log) never holds a
 ///   signature that could still be sent.
@@ -145,6 +152,9 @@ pub enum FailMode {
 #[derive(Clone)]
 pub struct RedisReplayGuard {
     connection: ConnectionManager,
+    /// Shared by the clones of one guard (one connection): a layer given the same guard
+    /// as replay guard and as rate limiter checks both in one round trip.
+    id: Arc<()>,
     prefix: String,
     timeout: Duration,
     fail_mode: FailMode,
@@ -203,6 +213,7 @@ impl RedisReplayGuard {
     pub fn from_connection_manager(connection: ConnectionManager) -> Self {
         Self {
             connection,
+            id: Arc::new(()),
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             fail_mode: FailMode::Closed,
@@ -293,15 +304,17 @@ impl RedisReplayGuard {
     }
 
     /// The Redis key a request of `client_id` with `signature` is recorded under:
-    /// `{prefix}{len}:{client_id}:{32 hex digits}`, where `len` is the client id's
-    /// length in bytes and the hex digits are the first half of SHA-256(signature).
+    /// `{prefix}{{len}:{client_id}}:{32 hex digits}`, where `len` is the client id's
+    /// length in bytes and the hex digits are the first half of SHA-256(signature). The
+    /// braces are a Redis Cluster hash tag: a client's replay keys and its rate-limit key
+    /// (`…}:rate`) share a slot.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let guard = jg_hmac::redis::RedisReplayGuard::new("redis://127.0.0.1/").unwrap();
     /// let key = guard.key("jk_live_example", &jg_hmac::Signature::from_bytes([0; 32]));
-    /// assert_eq!(key.len(), "jg:replay:15:jk_live_example:".len() + 32);
-    /// assert!(key.starts_with("jg:replay:15:jk_live_example:"));
+    /// assert_eq!(key.len(), "jg:replay:{15:jk_live_example}:".len() + 32);
+    /// assert!(key.starts_with("jg:replay:{15:jk_live_example}:"));
     /// # });
     /// ```
     pub fn key(&self, client_id: &str, signature: &Signature) -> String {
@@ -380,18 +393,28 @@ impl RedisReplayGuard {
     }
 }
 
-/// `{prefix}{len}:{client_id}:{first 16 bytes of SHA-256(signature), hex}`.
+/// `{prefix}{{len}:{client_id}}:{first 16 bytes of SHA-256(signature), hex}`.
 fn replay_key(prefix: &str, client_id: &str, signature: &Signature) -> String {
     let digest = Sha256::digest(signature.as_bytes());
     let half = digest.get(..16).unwrap_or_default();
+    client_key(prefix, client_id, &hex::encode(half))
+}
+
+/// `{prefix}{{len}:{client_id}}:{suffix}`: every key of one client carries the same
+/// hash tag (never empty: it starts with the length), so a Redis Cluster keeps them in
+/// one slot and one script may touch them all. The length prefix keeps ids apart
+/// whatever characters they contain.
+fn client_key(prefix: &str, client_id: &str, suffix: &str) -> String {
     let len = client_id.len().to_string();
-    let mut key = String::with_capacity(prefix.len() + len.len() + client_id.len() + 34);
+    let mut key =
+        String::with_capacity(prefix.len() + len.len() + client_id.len() + suffix.len() + 4);
     key.push_str(prefix);
+    key.push('{');
     key.push_str(&len);
     key.push(':');
     key.push_str(client_id);
-    key.push(':');
-    key.push_str(&hex::encode(half));
+    key.push_str("}:");
+    key.push_str(suffix);
     key
 }
 
@@ -464,9 +487,9 @@ mod tests {
         let a = replay_key("p:", "a", &s);
         let b = replay_key("p:", "a:", &s);
         assert_ne!(a, b);
-        assert!(a.starts_with("p:1:a:"));
-        assert!(b.starts_with("p:2:a::"));
-        assert_eq!(a.len(), "p:1:a:".len() + 32);
+        assert!(a.starts_with("p:{1:a}:"));
+        assert!(b.starts_with("p:{2:a:}:"));
+        assert_eq!(a.len(), "p:{1:a}:".len() + 32);
         // The signature itself is not in the key.
         assert!(!a.contains(&s.to_hex()[..32]));
         assert_ne!(
