@@ -9,6 +9,11 @@
 
 mod support;
 
+#[cfg(feature = "redis")]
+#[macro_use]
+#[path = "support/redis.rs"]
+mod redis_support;
+
 #[path = "gateway/harness.rs"]
 mod harness;
 

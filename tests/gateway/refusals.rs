@@ -289,3 +289,30 @@ async fn a_client_over_its_rate_limit_gets_429_and_the_upstream_nothing() {
         statuses.iter().filter(|r| r.status == 200).count()
     );
 }
+
+/// Two gateways sharing one Redis replay guard (`--redis`): a request accepted by one is
+/// a replay at the other.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_to_another_gateway_of_the_fleet_is_refused_with_redis() {
+    use crate::redis_support::RedisServer;
+    let redis = redis_or_skip!();
+    let dir = TempDir::new("redis");
+    let creds = dir.file("credentials.toml", credentials().as_bytes());
+    let upstream = Upstream::start(Behaviour::Echo).await;
+    let args = [
+        "--credentials",
+        creds.to_str().unwrap(),
+        "--redis",
+        &redis.url(),
+    ];
+    let first = Gateway::start(&upstream.url(), &args, &dir.0).await;
+    let second = Gateway::start(&upstream.url(), &args, &dir.0).await;
+    let request = raw::signed("POST", "/v1/buy", "/v1/buy", b"{}", now(), (CLIENT, SECRET));
+    request.send(first.addr).await.assert_ok();
+    request
+        .send(second.addr)
+        .await
+        .assert_refused(401, "replayed_request");
+    assert_eq!(upstream.seen().len(), 1);
+}
