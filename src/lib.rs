@@ -44,6 +44,7 @@ mod verifier;
 pub mod tower;
 
 pub mod diagnose;
+pub mod identity;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;

@@ -291,6 +291,71 @@ def check_diagnosis(v: dict) -> list:
     return problems
 
 
+# ---------------------------------------------------------------- 5. The gateway's identity assertion
+
+IDENTITY_DOMAIN = b"JG-IDENTITY-V1"
+IDENTITY_HEADERS = [b"x-jg-client-id", b"x-jg-key-id", b"x-jg-scopes", b"x-jg-environment",
+                    b"x-request-id"]
+IDENTITY_KEYS = {"name", "note", "key", "method", "target", "headers", "now", "max_age",
+                 "timestamp", "expected_string", "expected_identity", "expected"}
+
+
+def identity_string(t: bytes, method: bytes, target: bytes, headers: list):
+    """The lines the X-JG-Identity assertion signs (SPEC.md §13); None when a covered header
+    is missing or repeated."""
+    values = []
+    for name in IDENTITY_HEADERS:
+        found = header_values(headers, name)
+        if len(found) != 1:
+            return None
+        values.append(found[0])
+    return b"\n".join([IDENTITY_DOMAIN, t, method, target] + values)
+
+
+def identity_verify(key: bytes, method: bytes, target: bytes, headers: list, now: int,
+                    max_age: int) -> str:
+    """The upstream's check of X-JG-Identity: "ok" or why not."""
+    found = header_values(headers, b"x-jg-identity")
+    if len(found) != 1:
+        return "missing"
+    value = found[0]
+    if not value.startswith(b"v1;t="):
+        return "malformed"
+    t, sep, sig = value[5:].partition(b";sig=")
+    if not sep or not t or len(t) > 19 or any(c not in DIGITS for c in t) or len(sig) != 64 \
+            or any(c not in HEX_DIGITS for c in sig):
+        return "malformed"
+    if abs(now - int(t)) > max_age:
+        return "expired"
+    signed = identity_string(t, method, target, headers)
+    if signed is None:
+        return "missing"
+    expected = hmac.new(key, signed, hashlib.sha256).hexdigest().encode()
+    return "ok" if hmac.compare_digest(expected, sig.lower()) else "mismatch"
+
+
+def check_identity(v: dict) -> list:
+    """An identity vector: with `timestamp`, the assertion the gateway adds (its string and
+    value); always, the upstream's verdict on the request as given."""
+    if set(v) - IDENTITY_KEYS:
+        raise ValueError(f"unknown fields {sorted(set(v) - IDENTITY_KEYS)}")
+    key, method, target = v["key"].encode(), v["method"].encode(), v["target"].encode()
+    headers = [parse_header(h) for h in v["headers"]]
+    problems = []
+    if "timestamp" in v:
+        t = str(v["timestamp"]).encode()
+        signed = identity_string(t, method, target, headers)
+        value = b"v1;t=" + t + b";sig=" + hmac.new(key, signed, hashlib.sha256).hexdigest().encode()
+        if signed.decode() != v["expected_string"]:
+            problems.append(f"string: expected {v['expected_string']!r}, got {signed.decode()!r}")
+        if value.decode() != v["expected_identity"]:
+            problems.append(f"identity: expected {v['expected_identity']!r}, got {value.decode()!r}")
+    got = identity_verify(key, method, target, headers, v["now"], v["max_age"])
+    if got != v["expected"]:
+        problems.append(f"verdict: expected {v['expected']!r}, got {got!r}")
+    return problems
+
+
 def main(argv: list) -> int:
     files = [Path(a) for a in argv] or sorted(Path(__file__).resolve().parent.glob("*.json"))
     passed = failed = 0
@@ -299,7 +364,8 @@ def main(argv: list) -> int:
             doc = json.loads(path.read_text(encoding="utf-8"))
             groups = [("signing", check_signing, doc["signing"]),
                       ("verification", check_verification, doc["verification"]),
-                      ("diagnosis", check_diagnosis, doc.get("diagnosis", []))]
+                      ("diagnosis", check_diagnosis, doc.get("diagnosis", [])),
+                      ("identity", check_identity, doc.get("identity", []))]
             if not (isinstance(doc["description"], str) and isinstance(doc["source"], str)):
                 raise ValueError("description and source must be strings")
         except (OSError, ValueError, KeyError, TypeError) as e:

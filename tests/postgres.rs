@@ -1246,3 +1246,62 @@ fn gen_kek_writes_a_usable_private_file() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::io::stderr().flush();
 }
+
+/// `jg-hmac gateway` with `$JG_DATABASE_URL` and `$JG_KEK_FILE` instead of a credentials
+/// file: ready once its replica has loaded, then a key the CLI created verifies through it
+/// and the upstream gets the client's identity.
+#[cfg(feature = "gateway")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_serves_credentials_from_postgresql() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    assert!(cluster.cli(&["db", "migrate"]).status.success());
+    let created = json(&cluster.cli(&["keys", "create", "--env", "live", "--json"]));
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let upstream = serve(Router::new().route(
+        "/v1/secure",
+        get(|headers: http::HeaderMap| async move {
+            let id = headers.get("x-jg-client-id").and_then(|v| v.to_str().ok());
+            format!("upstream saw {}", id.unwrap_or("-"))
+        }),
+    ))
+    .await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let kek = cluster.kek_file("kek.hex", KEK_HEX);
+    let mut gateway = cluster
+        .cli_command(
+            &kek,
+            &[
+                "gateway",
+                "--listen",
+                &listen,
+                "--upstream",
+                &format!("http://{upstream}"),
+            ],
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = listen.parse().unwrap();
+    let mut ready = false;
+    for _ in 0..200 {
+        let reply = support::raw::unsigned("GET", "/readyz", b"");
+        if tokio::net::TcpStream::connect(addr).await.is_ok()
+            && reply.send(addr).await.status == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = signed_get(addr, &client_id, &secret).await;
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert!(ready, "the gateway never became ready");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, format!("upstream saw {client_id}").as_str())
+    );
+}

@@ -303,3 +303,52 @@ fn every_vector_file_passes() {
     assert!(ran >= 200, "only {ran} vectors ran");
     println!("{ran} vectors passed from {} files", files.len());
 }
+
+/// The identity vectors (`identity` group of identity.json) through `jg_hmac::identity`:
+/// the value the gateway signs, and the upstream's verdict.
+#[test]
+fn identity_vectors_pass() {
+    use jg_hmac::identity::{IdentityError, sign, verify};
+    let path = vector_files()
+        .into_iter()
+        .find(|p| p.ends_with("identity.json"))
+        .expect("test-vectors/identity.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let vectors = doc["identity"].as_array().unwrap();
+    assert!(vectors.len() >= 15);
+    for v in vectors {
+        let name = v["name"].as_str().unwrap();
+        let text = |f: &str| v[f].as_str().unwrap();
+        let mut headers = http::HeaderMap::new();
+        for h in v["headers"].as_array().unwrap() {
+            headers.append(
+                http::HeaderName::from_bytes(h[0].as_str().unwrap().as_bytes()).unwrap(),
+                http::HeaderValue::from_str(h[1].as_str().unwrap()).unwrap(),
+            );
+        }
+        let key = text("key").as_bytes();
+        if let Some(t) = v["timestamp"].as_u64() {
+            let mut unsigned = headers.clone();
+            unsigned.remove("x-jg-identity");
+            let value = sign(key, text("method"), text("target"), &unsigned, t).unwrap();
+            assert_eq!(value, text("expected_identity"), "{name}");
+        }
+        let got = verify(
+            key,
+            text("method"),
+            text("target"),
+            &headers,
+            v["now"].as_u64().unwrap(),
+            v["max_age"].as_u64().unwrap(),
+        );
+        let got = match got {
+            Ok(()) => "ok",
+            Err(IdentityError::Expired) => "expired",
+            Err(IdentityError::Mismatch) => "mismatch",
+            Err(IdentityError::Missing(_)) => "missing",
+            Err(IdentityError::Malformed) => "malformed",
+            Err(_) => "other",
+        };
+        assert_eq!(got, text("expected"), "{name}");
+    }
+}

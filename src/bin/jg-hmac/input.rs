@@ -72,15 +72,7 @@ impl SecretSource {
             })?;
             os_bytes(value)?
         } else if let Some(path) = &self.secret_file {
-            let mut bytes =
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            if bytes.ends_with(b"\n") {
-                bytes.pop();
-                if bytes.ends_with(b"\r") {
-                    bytes.pop();
-                }
-            }
-            bytes
+            read_secret_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
         } else {
             return Ok(None);
         };
@@ -97,6 +89,18 @@ impl SecretSource {
             EarlyExit::Input("a secret is required: --secret-env VAR or --secret-file FILE".into())
         })
     }
+}
+
+/// A secret file's bytes, one trailing newline (LF or CRLF) removed.
+pub fn read_secret_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = std::fs::read(path)?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(bytes)
 }
 
 #[cfg(unix)]

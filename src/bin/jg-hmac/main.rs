@@ -17,7 +17,7 @@ mod terminal;
 mod verify;
 
 // Envoy's ext_authz gRPC service (feature `ext-authz`); `jg-hmac gateway
-// --ext-authz-grpc ADDR` starts it (until then only its tests do).
+// --ext-authz-grpc ADDR` (feature `gateway`) starts it.
 #[cfg(feature = "ext-authz")]
 #[cfg_attr(not(test), allow(dead_code))]
 mod ext_authz;
@@ -25,6 +25,10 @@ mod ext_authz;
 // `db` and `keys` (feature `postgres`): partner keys in PostgreSQL.
 #[cfg(feature = "postgres")]
 mod keys;
+
+// `gateway` (feature `gateway`): the verifying reverse proxy.
+#[cfg(feature = "gateway")]
+mod gateway;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -65,6 +69,10 @@ enum Command {
     /// $JG_KEK_FILE). Exit codes: 0 ok, 1 database or KEK failure, 2 usage or input error.
     #[cfg(feature = "postgres")]
     Keys(keys::KeysArgs),
+    /// A reverse proxy that verifies every request, then forwards exactly what it verified,
+    /// with the client's identity, to --upstream (docs/gateway.md).
+    #[cfg(feature = "gateway")]
+    Gateway(Box<gateway::GatewayArgs>),
 }
 
 /// Why the tool stops early.
@@ -91,6 +99,8 @@ fn main() -> ExitCode {
         Command::Db(args) => return keys::db(args),
         #[cfg(feature = "postgres")]
         Command::Keys(args) => return keys::keys(args),
+        #[cfg(feature = "gateway")]
+        Command::Gateway(args) => return gateway::gateway(*args),
     };
     match result {
         Ok(out) => match write_stdout(&out) {
