@@ -91,6 +91,24 @@ impl SecretSource {
     }
 }
 
+/// The mode of a file that group or others may read or write (`mode & 0o077` set), which
+/// a file holding a secret should not be; `None` for a private file, one that cannot be
+/// read, or on a system without Unix modes.
+#[cfg(any(feature = "postgres", feature = "gateway"))]
+pub fn shared_mode(path: &std::path::Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// A secret file's bytes, one trailing newline (LF or CRLF) removed.
 pub fn read_secret_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = std::fs::read(path)?;

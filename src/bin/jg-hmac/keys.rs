@@ -248,16 +248,11 @@ fn database_url() -> Result<String, Failure> {
 /// library's `warn` event goes to a subscriber, which this tool has not).
 fn load_kek(path: &Path) -> Result<LocalKek, Failure> {
     let kek = LocalKek::from_file(path).map_err(|e| Failure::input(e.to_string()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o7777);
-        if mode & 0o077 != 0 {
-            eprintln!(
-                "jg-hmac: warning: KEK file {path:?} is readable or writable by group or \
-                 others (mode {mode:04o}); chmod 600 it"
-            );
-        }
+    if let Some(mode) = crate::input::shared_mode(path) {
+        eprintln!(
+            "jg-hmac: warning: KEK file {path:?} is readable or writable by group or \
+             others (mode {mode:04o}); chmod 600 it"
+        );
     }
     Ok(kek)
 }

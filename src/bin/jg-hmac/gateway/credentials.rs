@@ -168,21 +168,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// read or write: it holds secrets and should be `chmod 600`. The file is still used, as
 /// container secret mounts often are 0644.
 pub fn warn_if_shared(path: &Path, what: &str) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(metadata) = std::fs::metadata(path) {
-            let mode = metadata.permissions().mode() & 0o7777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    target: super::LOG_TARGET,
-                    file = %path.display(),
-                    mode = %format_args!("{mode:04o}"),
-                    "{what} is readable or writable by group or others; chmod 600 it"
-                );
-            }
-        }
+    if let Some(mode) = crate::input::shared_mode(path) {
+        tracing::warn!(
+            target: super::LOG_TARGET,
+            file = %path.display(),
+            mode = %format_args!("{mode:04o}"),
+            "{what} is readable or writable by group or others; chmod 600 it"
+        );
     }
-    #[cfg(not(unix))]
-    let _ = (path, what);
 }
