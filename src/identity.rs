@@ -37,14 +37,25 @@ use crate::signature::{hex_lower, parse_hex32};
 /// The first line of the string the assertion signs; names the version.
 const DOMAIN: &[u8] = b"JG-IDENTITY-V1";
 
-/// The headers the assertion covers, in the order they are signed.
-const COVERED: [&str; 5] = [
+/// Every identity header only a gateway may set, lower-case: the five the assertion
+/// covers, in the order they are signed, then `x-jg-identity` itself. A gateway removes
+/// a client's copies of all of them, whatever their case, before it sets its own.
+///
+/// ```
+/// assert_eq!(jg_hmac::identity::HEADERS[0], "x-jg-client-id");
+/// assert_eq!(jg_hmac::identity::HEADERS.last(), Some(&"x-jg-identity"));
+/// ```
+pub const HEADERS: [&str; 6] = [
     "x-jg-client-id",
     "x-jg-key-id",
     "x-jg-scopes",
     "x-jg-environment",
     "x-request-id",
+    "x-jg-identity",
 ];
+
+/// How many of [`HEADERS`] the assertion covers (all but `x-jg-identity`).
+const COVERED: usize = 5;
 
 /// Why an `X-JG-Identity` assertion is not accepted. Its text never holds the key or the
 /// signature.
@@ -175,7 +186,7 @@ fn mac(
     mac.update(method.as_bytes());
     mac.update(b"\n");
     mac.update(target.as_bytes());
-    for name in COVERED {
+    for name in HEADERS.iter().take(COVERED) {
         mac.update(b"\n");
         mac.update(single(headers, name)?);
     }

@@ -5,14 +5,7 @@ use jg_hmac::tower::Authenticated;
 
 /// Every identity header the upstream may trust, lower-case (as Envoy spells names): a
 /// client's own copy of any of them never reaches the upstream.
-pub(super) const IDENTITY_HEADERS: [&str; 6] = [
-    "x-jg-client-id",
-    "x-jg-key-id",
-    "x-jg-scopes",
-    "x-jg-environment",
-    "x-request-id",
-    "x-jg-identity",
-];
+pub(super) use jg_hmac::identity::HEADERS as IDENTITY_HEADERS;
 
 /// The identity headers of `who`, name and value: the client id, the key id, the scopes
 /// (space-separated; left out when there are none), the environment (`live`, `test`;

@@ -14,14 +14,7 @@ const X_JG_IDENTITY: HeaderName = HeaderName::from_static("x-jg-identity");
 
 /// Every header only the gateway may set: removed from what the client sent, whatever
 /// its case (header names compare without case).
-pub const HEADERS: [HeaderName; 6] = [
-    X_JG_CLIENT_ID,
-    X_JG_KEY_ID,
-    X_JG_SCOPES,
-    X_JG_ENVIRONMENT,
-    X_REQUEST_ID,
-    X_JG_IDENTITY,
-];
+pub use jg_hmac::identity::HEADERS;
 
 /// Sets the identity of `who` on `headers` (already stripped of client copies), and with
 /// a key the assertion over it, `method` and `target` at `now`.
